@@ -1,0 +1,21 @@
+package billing
+
+import "time"
+
+// Clock tells the time. All code reads the time through a Clock so that
+// billing periods can be tested and the daemon can run on a test clock.
+type Clock interface {
+	Now() time.Time
+}
+
+// WallClock is the real clock.
+type WallClock struct{}
+
+// Now returns the current wall time.
+func (WallClock) Now() time.Time { return time.Now() }
+
+// ClockFunc adapts a function to the Clock interface.
+type ClockFunc func() time.Time
+
+// Now calls f.
+func (f ClockFunc) Now() time.Time { return f() }

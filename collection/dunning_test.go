@@ -1,0 +1,235 @@
+package collection
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"billingd/billing"
+	"billingd/billing/store"
+	"billingd/billing/store/storetest"
+	"billingd/invoice"
+)
+
+// fakeProvider stands in for a payment provider where only lookups and
+// cancellations matter: it knows the charges in found, by attempt id, and
+// records what it is asked to cancel.
+type fakeProvider struct {
+	found    map[string]*Charge
+	canceled []string
+	cancel   error
+}
+
+func (p *fakeProvider) Name() string                     { return "sandbox" }
+func (p *fakeProvider) Limits() Limits                   { return Limits{Min: 100, Max: 300_000} }
+func (p *fakeProvider) Validate(req CreateRequest) error { return nil }
+func (p *fakeProvider) Create(ctx context.Context, req CreateRequest) (*Charge, error) {
+	return nil, &Error{Provider: "fake", Message: "not in this test"}
+}
+func (p *fakeProvider) FindByAttempt(ctx context.Context, invoiceID, attemptID string, since time.Time) (*Charge, error) {
+	return p.found[attemptID], nil
+}
+func (p *fakeProvider) Get(ctx context.Context, id string) (*Charge, error) {
+	return nil, fmt.Errorf("no charge %s", id)
+}
+func (p *fakeProvider) Cancel(ctx context.Context, id string) error {
+	p.canceled = append(p.canceled, id)
+	return p.cancel
+}
+func (p *fakeProvider) ParseWebhook(http.Header, []byte, time.Time) (*WebhookEvent, error) {
+	return nil, fmt.Errorf("no webhooks here")
+}
+
+var t0 = time.Date(2027, 1, 20, 0, 0, 0, 0, time.UTC)
+
+// seed writes a customer, a monthly subscription (with dunning overrides,
+// if any) and its open invoice of ¥3,300, and returns the invoice.
+func seed(t *testing.T, db *store.DB, dunning *billing.DunningPolicy) *billing.Invoice {
+	t.Helper()
+	ctx := context.Background()
+	cus := &billing.Customer{ID: billing.NewID(billing.PrefixCustomer), Name: "佐藤花子", Email: "hanako@example.com", Language: "ja", CreatedAt: t0}
+	sub := &billing.Subscription{ID: billing.NewID(billing.PrefixSubscription), CustomerID: cus.ID, Status: billing.SubscriptionActive,
+		Interval: billing.Month, IntervalCount: 1, StartDate: t0, BillingCycleAnchor: t0, DaysUntilDue: 14, NextBillingAt: ptrTime(t0.AddDate(0, 1, 0)),
+		Dunning: dunning, CreatedAt: t0}
+	in := &billing.Invoice{ID: billing.NewID(billing.PrefixInvoice), Number: ptrString("INV-2027-" + sub.ID[len(sub.ID)-6:]), Status: billing.InvoiceOpen,
+		CustomerID: cus.ID, SubscriptionID: &sub.ID, BillingReason: "subscription_cycle", Currency: "jpy", TaxBehavior: billing.TaxExclusive,
+		DaysUntilDue: 14, Subtotal: 3000, Tax: 300, Total: 3300, AmountDue: 3300, AmountRemaining: 3300, CustomerName: cus.Name,
+		CustomerEmail: cus.Email, IssuerName: "株式会社テスト", CollectionStatus: billing.CollectionActive, PayToken: billing.NewToken(), CreatedAt: t0, FinalizedAt: &t0}
+	for _, m := range []any{cus, sub, in} {
+		if _, err := db.NewInsert().Model(m).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return in
+}
+
+func ptrTime(t time.Time) *time.Time { return &t }
+func ptrString(s string) *string     { return &s }
+func ptrInt(n int) *int              { return &n }
+
+func newCollector(db *store.DB, p Provider, policy billing.DunningPolicy) *Collector {
+	return &Collector{DB: db, Clock: billing.ClockFunc(func() time.Time { return t0 }), Provider: p, Settings: billing.DefaultSettings(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Dunning: policy}
+}
+
+// voucher writes a voucher of the invoice with the given status.
+func voucher(t *testing.T, db *store.DB, in *billing.Invoice, status, failureCode string) *billing.Voucher {
+	t.Helper()
+	exp := t0.Add(-time.Hour)
+	v := &billing.Voucher{ID: billing.NewID(billing.PrefixCharge), InvoiceID: in.ID, Provider: "sandbox", ProviderID: "chrg_" + billing.NewToken()[:8],
+		Status: status, FailureCode: failureCode, Amount: in.AmountRemaining, ExpiresAt: &exp, Attempts: 1, CreatedAt: t0.Add(-10 * 24 * time.Hour), UpdatedAt: t0}
+	if _, err := db.NewInsert().Model(v).Exec(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func eventTypes(t *testing.T, db *store.DB, ids ...string) []string {
+	t.Helper()
+	var types []string
+	if err := db.NewSelect().Model((*billing.Event)(nil)).Column("type").Where("object_id IN (?)", bun.In(ids)).Order("id").Scan(context.Background(), &types); err != nil {
+		t.Fatal(err)
+	}
+	return types
+}
+
+// TestExpiredFollowsThePolicy expires an invoice's voucher under several
+// policies: a reissue while the policy allows one (vouchers replaced after
+// a credit note not counted), else the policy's outcome for the invoice
+// and the subscription, each with its events and the customer's e-mail.
+func TestExpiredFollowsThePolicy(t *testing.T) {
+	ops := billing.DunningPolicy{VoucherReissues: ptrInt(1), InvoiceOutcome: billing.DunningInvoiceOpen, SubscriptionOutcome: billing.DunningSubscriptionPastDue}
+	tests := []struct {
+		name       string
+		override   *billing.DunningPolicy
+		before     []string // statuses (and failure codes) of earlier vouchers
+		invoice    billing.InvoiceStatus
+		collection string
+		sub        billing.SubscriptionStatus
+		events     string
+	}{
+		{"Reissue", nil, nil, billing.InvoiceOpen, billing.CollectionActive, billing.SubscriptionActive,
+			"[invoice.voucher_expired invoice.voucher_reissued]"},
+		{"ReplacedVoucherDoesNotCount", nil, []string{"canceled:" + invoice.VoucherReplaced}, billing.InvoiceOpen, billing.CollectionActive, billing.SubscriptionActive,
+			"[invoice.voucher_expired invoice.voucher_reissued]"},
+		{"PastDueAfterTheLast", nil, []string{"expired:"}, billing.InvoiceOpen, billing.CollectionNone, billing.SubscriptionPastDue,
+			"[invoice.voucher_expired invoice.overdue subscription.updated]"},
+		{"UnpaidWithoutReissues", &billing.DunningPolicy{VoucherReissues: ptrInt(0), SubscriptionOutcome: billing.DunningSubscriptionUnpaid}, nil,
+			billing.InvoiceOpen, billing.CollectionNone, billing.SubscriptionUnpaid, "[invoice.voucher_expired invoice.overdue subscription.updated]"},
+		{"UncollectibleAndCanceled", &billing.DunningPolicy{VoucherReissues: ptrInt(0), InvoiceOutcome: billing.DunningInvoiceUncollectible,
+			SubscriptionOutcome: billing.DunningSubscriptionCanceled}, nil, billing.InvoiceUncollectible, billing.CollectionNone, billing.SubscriptionCanceled,
+			"[invoice.voucher_expired invoice.overdue invoice.marked_uncollectible subscription.canceled]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			storetest.Each(t, func(t *testing.T, db *store.DB) {
+				ctx := context.Background()
+				in := seed(t, db, tc.override)
+				for _, b := range tc.before {
+					status, code, _ := strings.Cut(b, ":")
+					voucher(t, db, in, status, code)
+				}
+				v := voucher(t, db, in, StatusExpired, "")
+				c := newCollector(db, &fakeProvider{}, ops)
+				err := db.InTx(ctx, func(ctx context.Context, tx bun.Tx) error { return c.expired(ctx, tx, in, v, t0) })
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := new(billing.Invoice)
+				if err := db.NewSelect().Model(got).Where("id = ?", in.ID).Scan(ctx); err != nil {
+					t.Fatal(err)
+				}
+				sub := new(billing.Subscription)
+				if err := db.NewSelect().Model(sub).Where("id = ?", *in.SubscriptionID).Scan(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if got.Status != tc.invoice || got.CollectionStatus != tc.collection || sub.Status != tc.sub {
+					t.Errorf("invoice %s/%s, subscription %s; want %s/%s, %s", got.Status, got.CollectionStatus, sub.Status, tc.invoice, tc.collection, tc.sub)
+				}
+				if tc.sub == billing.SubscriptionCanceled && (sub.EndedAt == nil || sub.NextBillingAt != nil) {
+					t.Errorf("canceled subscription still billed: ended %v next %v", sub.EndedAt, sub.NextBillingAt)
+				}
+				if evs := fmt.Sprint(eventTypes(t, db, in.ID, sub.ID)); evs != tc.events {
+					t.Errorf("events %s, want %s", evs, tc.events)
+				}
+				overdue, err := db.NewSelect().Model((*billing.Task)(nil)).Where("key = ?", "overdue:"+in.ID).Exists(ctx)
+				if err != nil || overdue != (tc.collection == billing.CollectionNone) {
+					t.Errorf("overdue e-mail queued: %v (%v)", overdue, err)
+				}
+			})
+		})
+	}
+}
+
+// TestCancelReplacedVoucher runs the outbox task that cancels a voucher a
+// credit note replaced: at the provider by its id; a creation in flight is
+// waited for, then found by its attempt id; a voucher paid meanwhile is
+// left alone.
+func TestCancelReplacedVoucher(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		in := seed(t, db, nil)
+		p := &fakeProvider{found: map[string]*Charge{}}
+		c := newCollector(db, p, billing.DunningPolicy{})
+		task := func(v *billing.Voucher) *billing.Task {
+			return &billing.Task{Kind: invoice.TaskCancelVoucher, Key: v.ID, ObjectID: in.ID}
+		}
+
+		known := voucher(t, db, in, StatusCanceled, invoice.VoucherReplaced)
+		if err := c.HandleCancelVoucher(ctx, task(known), t0); err != nil || len(p.canceled) != 1 || p.canceled[0] != known.ProviderID {
+			t.Fatalf("cancel a known voucher: %v %v", err, p.canceled)
+		}
+
+		inFlight := voucher(t, db, in, StatusCanceled, invoice.VoucherReplaced)
+		lease := t0.Add(time.Minute)
+		if _, err := db.NewUpdate().Model(inFlight).Set("provider_id = ''").Set("next_attempt_at = ?", lease).WherePK().Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		inFlight.ProviderID = ""
+		if err := c.HandleCancelVoucher(ctx, task(inFlight), t0); err == nil {
+			t.Fatal("canceled while the creation may still be in flight")
+		}
+		p.found[inFlight.ID] = &Charge{ID: "chrg_late", Status: StatusPending}
+		if err := c.HandleCancelVoucher(ctx, task(inFlight), lease.Add(time.Second)); err != nil || p.canceled[len(p.canceled)-1] != "chrg_late" {
+			t.Fatalf("cancel after the lease: %v %v", err, p.canceled)
+		}
+		var pid string
+		if err := db.NewSelect().Model((*billing.Voucher)(nil)).Column("provider_id").Where("id = ?", inFlight.ID).Scan(ctx, &pid); err != nil || pid != "chrg_late" {
+			t.Fatalf("provider id %q %v", pid, err)
+		}
+
+		paid := voucher(t, db, in, StatusSuccessful, "")
+		n := len(p.canceled)
+		if err := c.HandleCancelVoucher(ctx, task(paid), t0); err != nil || len(p.canceled) != n {
+			t.Fatalf("a paid voucher was canceled: %v", err)
+		}
+	})
+}
+
+// TestReminderScheduledWhenIssued checks the first reminder of a voucher
+// being issued follows the subscription's schedule.
+func TestReminderScheduledWhenIssued(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		in := seed(t, db, &billing.DunningPolicy{ReminderDays: []int{5, 2}})
+		c := newCollector(db, &fakeProvider{}, billing.DunningPolicy{ReminderDays: []int{7}})
+		exp := t0.Add(6 * 24 * time.Hour)
+		v := &billing.Voucher{ExpiresAt: &exp}
+		if err := c.scheduleReminder(ctx, db, in, v, t0); err != nil {
+			t.Fatal(err)
+		}
+		if v.NextReminderAt == nil || !v.NextReminderAt.Equal(exp.Add(-5*24*time.Hour)) {
+			t.Fatalf("next reminder %v, want 5 days before %v", v.NextReminderAt, exp)
+		}
+		if err := c.scheduleReminder(ctx, db, in, v, exp.Add(-time.Hour)); err != nil || v.NextReminderAt != nil {
+			t.Fatalf("a reminder after the last: %v %v", v.NextReminderAt, err)
+		}
+	})
+}

@@ -1,0 +1,322 @@
+package collection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"billingd/billing"
+	"billingd/billing/mail"
+	"billingd/billing/store"
+	"billingd/invoice/delivery"
+)
+
+// backoff is the wait before the n-th retry of a provider call: 1, 2, 4 …
+// minutes, at most an hour.
+func backoff(n int) time.Duration {
+	d := time.Minute << min(n-1, 6)
+	return min(d, time.Hour)
+}
+
+// createAll calls the provider for every voucher row that has no provider id
+// yet and whose attempt is due. A row is leased before the call, so a
+// concurrent pass leaves it alone; a retry first looks the attempt up, so a
+// charge whose response was lost is adopted, not created twice.
+func (c *Collector) createAll(ctx context.Context, now time.Time) error {
+	for {
+		var vs []*billing.Voucher
+		err := c.DB.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			q := tx.NewSelect().Model(&vs).Where("status = ?", StatusPending).Where("provider_id = ''").
+				Where("next_attempt_at <= ?", now.UTC()).Order("next_attempt_at").Limit(20)
+			if c.DB.Engine == store.Postgres {
+				q = q.For("UPDATE SKIP LOCKED")
+			}
+			if err := q.Scan(ctx); err != nil || len(vs) == 0 {
+				return err
+			}
+			for _, v := range vs {
+				lease := now.UTC().Add(creationLease)
+				v.Attempts++
+				v.NextAttemptAt = &lease
+			}
+			_, err := tx.NewUpdate().Model(&vs).Column("attempts", "next_attempt_at").Bulk().Exec(ctx)
+			return err
+		})
+		if err != nil || len(vs) == 0 {
+			return err
+		}
+		for _, v := range vs {
+			if err := c.createOne(ctx, v, now); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (c *Collector) createOne(ctx context.Context, v *billing.Voucher, now time.Time) error {
+	in := new(billing.Invoice)
+	if err := c.DB.NewSelect().Model(in).Where("id = ?", v.InvoiceID).Scan(ctx); err != nil {
+		return store.Translate(err)
+	}
+	if in.Status != billing.InvoiceOpen {
+		return nil // the cancel pass settles vouchers of ended invoices
+	}
+	cust := new(billing.Customer)
+	if err := c.DB.NewSelect().Model(cust).Where("id = ?", in.CustomerID).Scan(ctx); err != nil {
+		return store.Translate(err)
+	}
+	var ch *Charge
+	var err error
+	if v.Attempts > 1 {
+		ch, err = c.Provider.FindByAttempt(ctx, in.ID, v.ID, v.CreatedAt)
+	}
+	if err == nil && ch == nil {
+		ch, err = c.Provider.Create(ctx, c.request(in, cust, v))
+	}
+	return c.DB.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		cur := new(billing.Voucher)
+		if err := c.DB.ForUpdate(tx.NewSelect().Model(cur).Where("id = ?", v.ID)).Scan(ctx); err != nil {
+			return err
+		}
+		if cur.ProviderID != "" || cur.Status != StatusPending {
+			return nil // settled meanwhile (a webhook adopted it)
+		}
+		switch {
+		case err == nil:
+			fill(cur, ch, now)
+			cur.NextAttemptAt = nil
+			// The reminders of the invoice's dunning policy count down to
+			// this voucher's deadline.
+			if err := c.scheduleReminder(ctx, tx, in, cur, now); err != nil {
+				return err
+			}
+			if _, err := tx.NewUpdate().Model(cur).WherePK().Exec(ctx); err != nil {
+				return err
+			}
+			if err := record(ctx, tx, now, "invoice.voucher_created", in.ID, cur); err != nil {
+				return err
+			}
+			// The customer hears of it: the invoice e-mail for the first
+			// voucher, a "new voucher" e-mail for a reissue (the voucher
+			// it follows expired or failed; one replaced after a credit
+			// note is announced by the credit note's e-mail).
+			var before []string
+			err := tx.NewSelect().Model((*billing.Voucher)(nil)).Column("status").Where("invoice_id = ?", in.ID).Where("part = ?", cur.Part).
+				Where("id <> ?", cur.ID).Where("status <> ?", StatusPending).OrderExpr("id DESC").Limit(1).Scan(ctx, &before)
+			if err != nil {
+				return err
+			}
+			if reissue := len(before) == 1 && (before[0] == StatusExpired || before[0] == StatusFailed); reissue {
+				return delivery.Enqueue(ctx, tx, mail.KindReissued, cur.ID, in.ID, now)
+			}
+			return delivery.Enqueue(ctx, tx, mail.KindInvoice, in.ID, in.ID, now)
+		case IsTemporary(err):
+			next := now.UTC().Add(backoff(cur.Attempts))
+			cur.NextAttemptAt, cur.FailureMessage = &next, err.Error()
+			c.Logger.Warn("voucher creation failed; will retry", "invoice", in.ID, "voucher", v.ID, "attempt", cur.Attempts, "retry_at", next, "err", err)
+			_, err := tx.NewUpdate().Model(cur).Column("next_attempt_at", "failure_message").WherePK().Exec(ctx)
+			return err
+		}
+		var pe *Error
+		cur.Status, cur.FailureMessage, cur.NextAttemptAt, cur.UpdatedAt = StatusFailed, billing.ErrorMessage(err), nil, now.UTC()
+		if errors.As(err, &pe) {
+			cur.FailureCode, cur.FailureMessage = pe.Code, pe.Message
+		}
+		if _, err := tx.NewUpdate().Model(cur).WherePK().Exec(ctx); err != nil {
+			return err
+		}
+		inv := new(billing.Invoice)
+		if err := c.DB.ForUpdate(tx.NewSelect().Model(inv).Where("id = ?", in.ID)).Scan(ctx); err != nil {
+			return err
+		}
+		return c.actionRequired(ctx, tx, inv, fmt.Sprintf("%s refused the voucher: %s", c.Provider.Name(), cur.FailureMessage))
+	})
+}
+
+// fill copies a provider's charge onto a voucher row.
+func fill(v *billing.Voucher, ch *Charge, now time.Time) {
+	v.ProviderID, v.Status = ch.ID, ch.Status
+	if !ch.ExpiresAt.IsZero() {
+		exp := ch.ExpiresAt.UTC()
+		v.ExpiresAt = &exp
+	}
+	if len(ch.PaymentCodes) > 0 {
+		v.PaymentCodes = ch.PaymentCodes
+	}
+	if ch.InstructionsURL != "" {
+		v.InstructionsURL = ch.InstructionsURL
+	}
+	if ch.Fee != nil {
+		v.Fee, v.FeeVAT, v.Net = ch.Fee, ch.FeeVAT, ch.Net
+	}
+	v.FailureCode, v.FailureMessage = ch.FailureCode, ch.FailureMessage
+	if ch.PaidAt != nil {
+		p := ch.PaidAt.UTC()
+		v.PaidAt = &p
+	}
+	v.UpdatedAt = now.UTC()
+}
+
+// cancelAll settles the live vouchers of invoices that ended (voided): each
+// is canceled at the provider where possible and marked canceled here. Opn
+// cannot cancel a Konbini charge, so a customer may still pay it; such a
+// payment becomes a credit on the customer's balance.
+func (c *Collector) cancelAll(ctx context.Context, now time.Time) error {
+	var invs []*billing.Invoice
+	if err := c.DB.NewSelect().Model(&invs).Where("collection_status = ?", billing.CollectionCanceling).Order("id").Limit(100).Scan(ctx); err != nil {
+		return store.Translate(err)
+	}
+	for _, in := range invs {
+		c.Logger.Debug("canceling vouchers of ended invoice", "invoice", in.ID, "status", in.Status)
+		var vs []*billing.Voucher
+		if err := c.DB.NewSelect().Model(&vs).Where("invoice_id = ?", in.ID).Where("status = ?", StatusPending).Scan(ctx); err != nil {
+			return store.Translate(err)
+		}
+		c.Logger.Debug("live vouchers to cancel", "invoice", in.ID, "count", len(vs))
+		for _, v := range vs {
+			id := v.ProviderID
+			if id == "" && v.Attempts > 0 { // the provider may have it without our knowing
+				ch, err := c.Provider.FindByAttempt(ctx, in.ID, v.ID, v.CreatedAt)
+				if err != nil {
+					return err
+				}
+				if ch != nil {
+					id = ch.ID
+				}
+			}
+			if id != "" {
+				if err := c.Provider.Cancel(ctx, id); err != nil {
+					return err
+				}
+			}
+			v.ProviderID, v.Status, v.NextAttemptAt, v.UpdatedAt = id, StatusCanceled, nil, now.UTC()
+			if _, err := c.DB.NewUpdate().Model(v).Column("provider_id", "status", "next_attempt_at", "updated_at").WherePK().Where("status = ?", StatusPending).Exec(ctx); err != nil {
+				return store.Translate(err)
+			}
+		}
+		if _, err := c.DB.NewUpdate().Model(in).Set("collection_status = ?", billing.CollectionNone).WherePK().Where("collection_status = ?", billing.CollectionCanceling).Exec(ctx); err != nil {
+			return store.Translate(err)
+		}
+	}
+	return nil
+}
+
+// ProviderEvent is a webhook from a provider, stored raw before it is
+// applied, and de-duplicated by the provider's event id.
+type ProviderEvent struct {
+	bun.BaseModel `bun:"table:provider_events"`
+
+	ID          string     `bun:"id,pk"`
+	Provider    string     `bun:"provider"`
+	Type        string     `bun:"type"`
+	ChargeID    string     `bun:"charge_id"`
+	Body        string     `bun:"body"`
+	ReceivedAt  time.Time  `bun:"received_at"`
+	ProcessedAt *time.Time `bun:"processed_at"`
+	Attempts    int        `bun:"attempts"`
+	LastError   string     `bun:"last_error"`
+}
+
+// WebhookHandler receives the provider's webhooks: it verifies the
+// signature, stores the event (a duplicate is acknowledged and ignored) and
+// answers at once; kick, if set, asks for the event to be applied soon.
+func (c *Collector) WebhookHandler(kick func()) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		now := c.Clock.Now()
+		ev, err := c.Provider.ParseWebhook(r.Header, body, now)
+		if err != nil {
+			// A bad signature or body is a 400 and changes nothing.
+			c.Logger.Warn("webhook rejected", "provider", c.Provider.Name(), "err", err)
+			http.Error(w, billing.ErrorMessage(err), http.StatusBadRequest)
+			return
+		}
+		pe := &ProviderEvent{ID: ev.ID, Provider: c.Provider.Name(), Type: ev.Type, ChargeID: ev.ChargeID, Body: string(body), ReceivedAt: now.UTC()}
+		if _, err := c.DB.NewInsert().Model(pe).On("CONFLICT (id) DO NOTHING").Exec(r.Context()); err != nil {
+			c.Logger.Error("store webhook", "err", err)
+			http.Error(w, "could not store the event; retry", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"received":true}`)
+		if kick != nil {
+			kick()
+		}
+	}
+}
+
+// applyEvents applies stored provider events: each names a charge, which is
+// fetched from the provider and acted on as the provider reports it.
+func (c *Collector) applyEvents(ctx context.Context, now time.Time) error {
+	var evs []*ProviderEvent
+	if err := c.DB.NewSelect().Model(&evs).Where("processed_at IS NULL").Where("attempts < 20").Order("received_at").Limit(100).Scan(ctx); err != nil {
+		return store.Translate(err)
+	}
+	var errs []error
+	for _, ev := range evs {
+		var err error
+		if ev.ChargeID != "" {
+			var ch *Charge
+			if ch, err = c.Provider.Get(ctx, ev.ChargeID); err == nil {
+				err = c.apply(ctx, ch, now)
+			}
+		}
+		q := c.DB.NewUpdate().Model(ev).WherePK()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("provider event %s: %w", ev.ID, err))
+			q = q.Set("attempts = attempts + 1").Set("last_error = ?", err.Error())
+		} else {
+			q = q.Set("processed_at = ?", now.UTC())
+		}
+		if _, err := q.Exec(ctx); err != nil {
+			return store.Translate(err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reconcile asks the provider about vouchers well past their deadline: live
+// ones, and ones canceled here that the provider may not have been able to
+// cancel (Opn), so a lost webhook never leaves a payment or an expiry
+// unrecorded (D).
+func (c *Collector) reconcile(ctx context.Context, now time.Time) error {
+	var vs []*billing.Voucher
+	err := c.DB.NewSelect().Model(&vs).Where("status IN (?)", bun.In([]string{StatusPending, StatusCanceled})).Where("provider_id <> ''").
+		Where("expires_at < ?", now.UTC().Add(-graceAfterExpiry)).
+		Where("expires_at > ?", now.UTC().Add(-90*24*time.Hour)). // the provider's answer is final by then
+		Where("next_attempt_at IS NULL OR next_attempt_at <= ?", now.UTC()).Order("expires_at").Limit(100).Scan(ctx)
+	if err != nil {
+		return store.Translate(err)
+	}
+	for _, v := range vs {
+		ch, err := c.Provider.Get(ctx, v.ProviderID)
+		if err != nil {
+			return err
+		}
+		if err := c.apply(ctx, ch, now); err != nil {
+			return err
+		}
+		if ch.Status == StatusPending || v.Status == StatusCanceled && ch.Status != StatusSuccessful {
+			// Ask again later, not on every pass: a day for a canceled
+			// voucher (its charge should have expired), an hour otherwise.
+			wait := time.Hour
+			if v.Status == StatusCanceled {
+				wait = 24 * time.Hour
+			}
+			next := now.UTC().Add(wait)
+			if _, err := c.DB.NewUpdate().Model(v).Set("next_attempt_at = ?", next).WherePK().Exec(ctx); err != nil {
+				return store.Translate(err)
+			}
+		}
+	}
+	return nil
+}

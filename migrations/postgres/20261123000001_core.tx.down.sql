@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS documents, balance_transactions, provider_events, vouchers, idempotency_keys, tasks, events, sequences, invoice_lines, invoices, subscription_items, subscriptions, plans, customers, settings;
