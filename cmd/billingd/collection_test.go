@@ -352,6 +352,13 @@ func TestOldVoucherPaidAfterReissue(t *testing.T) {
 		id := d.oneOff(3000, nil)
 		v1 := d.voucher(id)
 		d.must("POST", "/sandbox/charges/"+v1["provider_id"].(string)+"/expire", nil)
+		// The expiry webhook arrives asynchronously and schedules the reissue
+		// a grace period after it is applied: the frozen clock may only move
+		// on once billingd has seen it.
+		eventually(t, "reissue scheduled", func() bool {
+			c, _ := d.must("GET", "/v1/invoices/"+id, nil)["collection"].(map[string]any)
+			return c != nil && c["id"] != v1["id"]
+		})
 		d.must("POST", "/v1/test_clock/advance", map[string]any{"by": "2h"}) // past the grace period
 		v2 := d.voucher(id)
 		if v2["id"] == v1["id"] {
