@@ -58,13 +58,12 @@ func (c *Collector) apply(ctx context.Context, ch *Charge, now time.Time) error 
 			// invoice): only a payment can still change it.
 			return nil
 		}
-		if v.FailureCode == invoice.VoucherReplaced && ch.Status != StatusSuccessful {
-			// A voucher replaced after a credit note stays replaced (Opn
-			// cannot cancel it and reports its expiry later): only a
-			// payment can still change it.
+		if invoice.Replaced(v.FailureCode) && ch.Status != StatusSuccessful {
+			// A replaced voucher stays replaced (Opn cannot cancel it and
+			// reports its expiry later): only a payment can still change it.
 			return nil
 		}
-		wasLive := v.Status == StatusPending
+		wasLive, replaced := v.Status == StatusPending, invoice.Replaced(v.FailureCode)
 		fill(v, ch, now)
 		v.NextAttemptAt = nil
 		if _, err := tx.NewUpdate().Model(v).WherePK().Exec(ctx); err != nil {
@@ -76,9 +75,10 @@ func (c *Collector) apply(ctx context.Context, ch *Charge, now time.Time) error 
 		}
 		switch ch.Status {
 		case StatusSuccessful:
-			if !wasLive {
+			if !wasLive && !replaced {
 				// A part paid after it expired: its reissued voucher is no
-				// longer needed (B).
+				// longer needed (B). (After a replaced slip is paid, paid
+				// replaces the live vouchers if they ask too much.)
 				if err := c.cancelPart(ctx, tx, in, v, now); err != nil {
 					return err
 				}
@@ -118,17 +118,37 @@ func (c *Collector) paid(ctx context.Context, tx bun.Tx, in *billing.Invoice, v 
 		if _, err := tx.NewUpdate().Model(in).Column("amount_paid", "amount_remaining").WherePK().Exec(ctx); err != nil {
 			return err
 		}
+		var live struct {
+			N      int64 `bun:"n"`
+			Amount int64 `bun:"amount"`
+		}
+		if err := tx.NewSelect().Model((*billing.Voucher)(nil)).ColumnExpr("COUNT(*) AS n, COALESCE(SUM(amount), 0) AS amount").
+			Where("invoice_id = ?", in.ID).Where("status = ?", StatusPending).Scan(ctx, &live); err != nil {
+			return err
+		}
+		if live.Amount > in.AmountRemaining {
+			// An old slip paid (one replaced after a credit note, or a
+			// part's expired one) leaves the live vouchers asking more than
+			// is owed: they are replaced by vouchers for what is left (on
+			// an open invoice; prepare ends an uncollectible one's
+			// collection).
+			if _, err := invoice.ReplaceVouchers(ctx, tx, in, invoice.VoucherReplacedAfterPayment,
+				fmt.Sprintf("Replaced after a payment left ¥%d to collect.", in.AmountRemaining), now); err != nil {
+				return err
+			}
+			return c.setCollection(ctx, tx, in, billing.CollectionPending, "", "")
+		}
+		if live.N > 0 {
+			return nil
+		}
 		// The other parts' vouchers may all have run out while this one
-		// was live: then the dunning outcome is due now (A).
-		live, err := tx.NewSelect().Model((*billing.Voucher)(nil)).Where("invoice_id = ?", in.ID).Where("status = ?", StatusPending).Count(ctx)
-		if err != nil || live > 0 || in.Status != billing.InvoiceOpen {
+		// was live: then the collection is over, and on an open invoice
+		// the dunning outcome is due now (A).
+		if err := c.setCollection(ctx, tx, in, billing.CollectionNone, "", ""); err != nil || in.Status != billing.InvoiceOpen {
 			return err
 		}
 		policy, err := c.policy(ctx, tx, in)
 		if err != nil {
-			return err
-		}
-		if err := c.setCollection(ctx, tx, in, billing.CollectionNone, "", ""); err != nil {
 			return err
 		}
 		return c.exhausted(ctx, tx, in, policy, now)
@@ -179,7 +199,7 @@ func (c *Collector) expired(ctx context.Context, tx bun.Tx, in *billing.Invoice,
 	}
 	used, err := tx.NewSelect().Model((*billing.Voucher)(nil)).Where("invoice_id = ?", in.ID).Where("part = ?", v.Part).
 		Where("status IN (?)", bun.In([]string{StatusFailed, StatusExpired, StatusCanceled})).
-		Where("failure_code <> ?", invoice.VoucherReplaced).Count(ctx)
+		Where("failure_code NOT IN (?)", bun.In([]string{invoice.VoucherReplaced, invoice.VoucherReplacedAfterPayment})).Count(ctx)
 	if err != nil {
 		return err
 	}

@@ -73,7 +73,8 @@ func (c *Collector) Run(ctx context.Context, now time.Time) error {
 }
 
 // Next returns the next instant after after at which Run has work of its
-// own: a creation retry, or a voucher past its deadline to ask about.
+// own: a creation retry, or a voucher past its deadline to ask about (see
+// reconcile).
 func (c *Collector) Next(ctx context.Context, after time.Time) (time.Time, bool, error) {
 	var retry, overdue []time.Time
 	err := c.DB.NewSelect().Model((*billing.Voucher)(nil)).ColumnExpr("next_attempt_at").
@@ -83,7 +84,7 @@ func (c *Collector) Next(ctx context.Context, after time.Time) (time.Time, bool,
 		return time.Time{}, false, store.Translate(err)
 	}
 	err = c.DB.NewSelect().Model((*billing.Voucher)(nil)).ColumnExpr("expires_at").
-		Where("status = ?", StatusPending).Where("provider_id <> ''").Where("next_attempt_at IS NULL").
+		Where("status IN (?)", bun.In([]string{StatusPending, StatusCanceled})).Where("provider_id <> ''").Where("next_attempt_at IS NULL").
 		Where("expires_at > ?", after.UTC().Add(-graceAfterExpiry)).Order("expires_at").Limit(1).Scan(ctx, &overdue)
 	if err != nil {
 		return time.Time{}, false, store.Translate(err)

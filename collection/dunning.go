@@ -84,8 +84,15 @@ func (c *Collector) exhausted(ctx context.Context, tx bun.Tx, in *billing.Invoic
 		case billing.DunningSubscriptionCanceled:
 			typ = "subscription.canceled"
 			q = q.Set("status = ?", billing.SubscriptionCanceled).Set("canceled_at = ?", now).Set("ended_at = ?", now).
-				Set("next_billing_at = NULL").Set("cancel_at_period_end = ?", false).
+				Set("next_billing_at = NULL").Set("cancel_at_period_end = ?", false).Set("has_pending_items = ?", false).
+				Set("pause_behavior = ''").Set("pause_resumes_at = NULL").
 				Where("status <> ?", billing.SubscriptionCanceled)
+			// As with a cancellation without invoice_now, the pending
+			// prorations are dropped: nothing will invoice them.
+			if _, err := tx.NewUpdate().Model((*billing.InvoiceItem)(nil)).Set("status = ?", billing.ItemDeleted).
+				Where("subscription_id = ?", *in.SubscriptionID).Where("status = ?", billing.ItemPending).Exec(ctx); err != nil {
+				return err
+			}
 		default:
 			q = q.Set("status = ?", billing.SubscriptionPastDue).Where("status = ?", billing.SubscriptionActive)
 		}

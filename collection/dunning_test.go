@@ -233,3 +233,44 @@ func TestReminderScheduledWhenIssued(t *testing.T) {
 		}
 	})
 }
+
+// TestOldSlipPaidReplacesLiveVouchers pays an old slip (replaced after a
+// credit note) of an invoice whose live voucher asks for all it owes: the
+// live voucher would now ask more than is left, so it is replaced by one
+// for what is left.
+func TestOldSlipPaidReplacesLiveVouchers(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		in := seed(t, db, nil)
+		old := voucher(t, db, in, StatusCanceled, invoice.VoucherReplaced)
+		if _, err := db.NewUpdate().Model(old).Set("amount = 2000").WherePK().Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		live := voucher(t, db, in, StatusPending, "")
+		c := newCollector(db, &fakeProvider{}, billing.DunningPolicy{})
+		if err := c.apply(ctx, &Charge{ID: old.ProviderID, Status: StatusSuccessful, Amount: 2000, PaidAt: &t0}, t0); err != nil {
+			t.Fatal(err)
+		}
+		got := new(billing.Invoice)
+		if err := db.NewSelect().Model(got).Where("id = ?", in.ID).Scan(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != billing.InvoiceOpen || got.AmountPaid != 2000 || got.AmountRemaining != 1300 || got.CollectionStatus != billing.CollectionPending {
+			t.Fatalf("invoice %s paid %d remaining %d collection %s", got.Status, got.AmountPaid, got.AmountRemaining, got.CollectionStatus)
+		}
+		var v billing.Voucher
+		if err := db.NewSelect().Model(&v).Where("id = ?", live.ID).Scan(ctx); err != nil || v.Status != StatusCanceled || v.FailureCode != invoice.VoucherReplacedAfterPayment {
+			t.Fatalf("live voucher: %s %q %v", v.Status, v.FailureCode, err)
+		}
+		if err := c.prepare(ctx, t0); err != nil {
+			t.Fatal(err)
+		}
+		var amounts []int64
+		if err := db.NewSelect().Model((*billing.Voucher)(nil)).Column("amount").Where("invoice_id = ?", in.ID).Where("status = ?", StatusPending).Scan(ctx, &amounts); err != nil {
+			t.Fatal(err)
+		}
+		if len(amounts) != 1 || amounts[0] != 1300 {
+			t.Fatalf("live vouchers after the replacement: %v, want [1300]", amounts)
+		}
+	})
+}

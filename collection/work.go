@@ -305,17 +305,21 @@ func (c *Collector) reconcile(ctx context.Context, now time.Time) error {
 		if err := c.apply(ctx, ch, now); err != nil {
 			return err
 		}
-		if ch.Status == StatusPending || v.Status == StatusCanceled && ch.Status != StatusSuccessful {
-			// Ask again later, not on every pass: a day for a canceled
-			// voucher (its charge should have expired), an hour otherwise.
-			wait := time.Hour
-			if v.Status == StatusCanceled {
-				wait = 24 * time.Hour
-			}
-			next := now.UTC().Add(wait)
-			if _, err := c.DB.NewUpdate().Model(v).Set("next_attempt_at = ?", next).WherePK().Exec(ctx); err != nil {
-				return store.Translate(err)
-			}
+		var next time.Time
+		switch {
+		case ch.Status == StatusPending && v.Status == StatusCanceled:
+			next = now.UTC().Add(24 * time.Hour) // ask again tomorrow: it should have expired
+		case ch.Status == StatusPending:
+			next = now.UTC().Add(time.Hour) // ask again later, not on every pass
+		case v.Status == StatusCanceled && ch.Status != StatusSuccessful:
+			// The provider's answer is final and was not a payment: never
+			// ask again (past the 90-day window of the query above).
+			next = v.ExpiresAt.UTC().Add(91 * 24 * time.Hour)
+		default:
+			continue
+		}
+		if _, err := c.DB.NewUpdate().Model(v).Set("next_attempt_at = ?", next).WherePK().Exec(ctx); err != nil {
+			return store.Translate(err)
 		}
 	}
 	return nil

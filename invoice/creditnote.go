@@ -19,10 +19,20 @@ import (
 // key is the voucher's id. The collection package handles it.
 const TaskCancelVoucher = "voucher_cancel"
 
-// VoucherReplaced is the failure code of a voucher canceled because a credit
-// note changed its invoice's amount due: it does not count as one of the
-// vouchers the dunning policy allows.
-const VoucherReplaced = "replaced_by_credit_note"
+// Failure codes of vouchers canceled because what their invoice still owes
+// changed under them: a credit note lowered the amount due, or an old slip
+// was paid and the live vouchers asked more than was left. A replaced
+// voucher does not count as one of the vouchers the dunning policy allows,
+// and only a payment can still change it (the provider may not cancel it).
+const (
+	VoucherReplaced             = "replaced_by_credit_note"
+	VoucherReplacedAfterPayment = "replaced_after_payment"
+)
+
+// Replaced reports whether a voucher's failure code says it was replaced.
+func Replaced(failureCode string) bool {
+	return failureCode == VoucherReplaced || failureCode == VoucherReplacedAfterPayment
+}
 
 // CreditNoteLineParams credits part of an invoice line: a quantity of it
 // (at its unit amount), an amount of it, or, with neither, all of it that is
@@ -160,7 +170,7 @@ func (s *Service) applyCreditNote(ctx context.Context, tx bun.Tx, in *billing.In
 		in.AmountDue -= cn.Total
 		in.AmountRemaining -= cn.Total
 		cols = append(cols, "amount_due", "amount_remaining", "status", "paid_at", "collection_status", "collection_error")
-		replaced, err := replaceVouchers(ctx, tx, in, cn, now)
+		replaced, err := ReplaceVouchers(ctx, tx, in, VoucherReplaced, "Replaced after a credit note changed the amount due.", now)
 		if err != nil {
 			return nil, err
 		}
@@ -208,11 +218,11 @@ func (s *Service) applyCreditNote(ctx context.Context, tx bun.Tx, in *billing.In
 	return events, nil
 }
 
-// replaceVouchers settles the live vouchers of an invoice whose amount due
-// a credit note changed: they are canceled here at once (so new ones can be
-// issued) and at the provider by an outbox task. It reports whether there
-// were any.
-func replaceVouchers(ctx context.Context, tx bun.Tx, in *billing.Invoice, cn *billing.CreditNote, now time.Time) (bool, error) {
+// ReplaceVouchers settles the live vouchers of an invoice whose amount still
+// owed changed, with code (VoucherReplaced or VoucherReplacedAfterPayment)
+// and message: they are canceled here at once (so new ones can be issued)
+// and at the provider by an outbox task. It reports whether there were any.
+func ReplaceVouchers(ctx context.Context, tx bun.Tx, in *billing.Invoice, code, message string, now time.Time) (bool, error) {
 	var vs []*billing.Voucher
 	if err := store.ForUpdateIf(tx.NewSelect().Model(&vs).Where("invoice_id = ?", in.ID).Where("status = 'pending'"), tx).Scan(ctx); err != nil {
 		return false, err
@@ -220,8 +230,7 @@ func replaceVouchers(ctx context.Context, tx bun.Tx, in *billing.Invoice, cn *bi
 	for _, v := range vs {
 		// next_attempt_at stays: a creation still in flight holds its lease,
 		// and the cancel task waits for it before looking the attempt up.
-		v.Status, v.FailureCode, v.UpdatedAt = "canceled", VoucherReplaced, now
-		v.FailureMessage = "Replaced after a credit note changed the amount due."
+		v.Status, v.FailureCode, v.FailureMessage, v.UpdatedAt = "canceled", code, message, now
 		if _, err := tx.NewUpdate().Model(v).Column("status", "failure_code", "failure_message", "updated_at").WherePK().Exec(ctx); err != nil {
 			return false, err
 		}

@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -92,8 +91,6 @@ type family struct {
 // with no gap or overlap, and the year saw credit notes of every outcome on
 // open and paid invoices and every kind of payment.
 //
-// The departures from these properties found so far are tolerated and
-// logged unless BILLING_PROPERTY_STRICT is set (see knownIssues).
 // BILLING_PROPERTY_SEED picks the seed.
 func TestPropertySimulatedYear(t *testing.T) {
 	if testing.Short() {
@@ -122,7 +119,6 @@ func simulateYear(t *testing.T, db *store.DB, seed uint64) {
 	svc, inv, clk := newService(db, start)
 	svc.BatchSize = 100
 	w := newOpnWorld(t, db, clk, svc.Settings)
-	known := newKnownIssues()
 	started := time.Now()
 
 	mk := func(name string, amount int64, iv billing.Interval, rate billing.TaxRate, beh billing.TaxBehavior, timing billing.BillingTiming) *billing.Plan {
@@ -485,19 +481,19 @@ func simulateYear(t *testing.T, db *store.DB, seed uint64) {
 		}
 		pay(now)
 		w.collect(ctx, now)
-		paid.check(t, db, step, now, known)
-		checkCollection(t, db, step, known)
+		paid.check(t, db, step, now)
+		checkCollection(t, db, step)
 		checkCustomers(t, db, step)
 	}
 	if _, err := svc.BillDue(ctx, now); err != nil {
 		t.Fatal(err)
 	}
 	w.collect(ctx, now)
-	paid.check(t, db, step, now, known)
-	checkCollection(t, db, step, known)
+	paid.check(t, db, step, now)
+	checkCollection(t, db, step)
 	checkCustomers(t, db, step)
 	checkInvoices(t, db)
-	checkPeriods(t, db, svc.Settings.Location, known)
+	checkPeriods(t, db, svc.Settings.Location)
 	for _, k := range []string{"reduce_amount_due/open", "reduce_amount_due/uncollectible", "customer_balance/open", "customer_balance/paid",
 		"out_of_band/open", "out_of_band/paid", "refused/paid"} {
 		if credits[k] == 0 {
@@ -522,29 +518,21 @@ func simulateYear(t *testing.T, db *store.DB, seed uint64) {
 		UNION ALL SELECT 'subscription/' || status, count(*) FROM subscriptions GROUP BY status ORDER BY 1`).Scan(ctx, &counts)
 	t.Logf("%s: %d steps, %d subscriptions, %d invoices in %v; credit notes %v; payments %v; %v", db.Engine, step, len(subs), n,
 		time.Since(started).Round(time.Millisecond), credits, kinds, counts)
-	if len(known.seen) > 0 {
-		t.Logf("%s: KNOWN ISSUES tolerated (BILLING_PROPERTY_STRICT=1 fails on them): %v", db.Engine, known)
-	}
 }
 
 // payments are the payments the emulator took, as the test follows them.
 type payments struct {
 	paid       map[string]*paidCharge // by charge id
 	unresolved []string               // not known to billingd yet
-	// missed are payments whose webhook was lost and whose voucher
-	// billingd canceled before asking about it (replaced after a credit
-	// note, or its invoice ended): the collector's reconciliation asks only
-	// about live vouchers, so it never learns of them. KNOWN ISSUE: see the
-	// report; the accounts are checked without them.
-	missed []string
 }
 
 // check checks that every payment the emulator took since the last check is
 // recorded as a successful voucher of its amount (with Opn's fee), unless
 // its webhook was lost and the collector's reconciliation is not due yet
-// (two hours past the voucher's deadline); and that no other voucher is
-// successful.
-func (p *payments) check(t *testing.T, db *store.DB, step int, now time.Time, known *knownIssues) {
+// (two hours past the voucher's deadline; billingd may have canceled the
+// voucher meanwhile, after a credit note or with its invoice, without
+// knowing it was paid); and that no other voucher is successful.
+func (p *payments) check(t *testing.T, db *store.DB, step int, now time.Time) {
 	t.Helper()
 	ctx := context.Background()
 	if len(p.unresolved) > 0 {
@@ -563,11 +551,8 @@ func (p *payments) check(t *testing.T, db *store.DB, step int, now time.Time, kn
 			case v == nil:
 				t.Fatalf("step %d: charge %s paid at the emulator has no voucher", step, id)
 			case v.Status == "successful" && v.Amount == pc.amount && v.Fee != nil && v.PaidAt != nil:
-			case pc.lost && v.Status == "pending" && !now.After(pc.expiresAt.Add(2*time.Hour)):
+			case pc.lost && (v.Status == "pending" || v.Status == "canceled") && !now.After(pc.expiresAt.Add(2*time.Hour)):
 				still = append(still, id)
-			case pc.lost && v.Status == "canceled":
-				known.add(t, step, "lost-webhook-of-canceled-voucher", id, func() string { return fmt.Sprintf("voucher %s, %s", v.ID, v.FailureCode) })
-				p.missed = append(p.missed, id)
 			default:
 				t.Fatalf("step %d, %v: voucher %s of charge %s paid at the emulator (¥%d, webhook lost: %v, deadline %v) is %s (¥%d, fee %v)",
 					step, now, v.ID, id, pc.amount, pc.lost, pc.expiresAt, v.Status, v.Amount, v.Fee)
@@ -575,81 +560,23 @@ func (p *payments) check(t *testing.T, db *store.DB, step int, now time.Time, kn
 		}
 		p.unresolved = still
 	}
-	if len(p.missed) > 0 {
-		// Reconciliation finds a canceled voucher's payment once it is past
-		// its deadline: such a payment is no longer missed.
-		var found []string
-		if err := db.NewSelect().Model((*billing.Voucher)(nil)).Column("provider_id").Where("provider_id IN (?)", bun.In(p.missed)).
-			Where("status = 'successful'").Scan(ctx, &found); err != nil {
-			t.Fatal(err)
-		}
-		p.missed = slices.DeleteFunc(p.missed, func(id string) bool { return slices.Contains(found, id) })
-	}
 	var n int
 	if err := db.NewSelect().Model((*billing.Voucher)(nil)).ColumnExpr("count(*)").Where("status = 'successful'").Scan(ctx, &n); err != nil {
 		t.Fatal(err)
 	}
-	if n != len(p.paid)-len(p.unresolved)-len(p.missed) {
-		t.Fatalf("step %d: %d successful vouchers, %d payments at the emulator of which %d are not known yet and %d missed",
-			step, n, len(p.paid), len(p.unresolved), len(p.missed))
+	if n != len(p.paid)-len(p.unresolved) {
+		t.Fatalf("step %d: %d successful vouchers, %d payments at the emulator of which %d are not known yet",
+			step, n, len(p.paid), len(p.unresolved))
 	}
-}
-
-// knownIssues are the departures from the properties this test found in
-// billingd's collection (see the report that came with the test). They
-// are tolerated, counted and logged, so that the rest of the properties are
-// checked, unless BILLING_PROPERTY_STRICT is set; remove each once fixed.
-//
-//   - split-paid-after-exhausted: the last live part of a split invoice is
-//     paid after the other parts' last vouchers expired: the dunning outcome
-//     never follows and the invoice stays "active" with no live voucher.
-//   - split-late-payment-reissue: an expired part (or a replaced voucher) of
-//     a split invoice is paid late: the part's new voucher stays live, so
-//     the live vouchers ask more than the invoice owes (and the part is
-//     reissued again when that voucher expires).
-//   - uncollectible-stays-active: the live voucher of an invoice marked
-//     uncollectible expires: the invoice stays "active" with no live voucher.
-//   - lost-webhook-of-canceled-voucher: see payments.missed.
-//   - dunning-cancel-keeps-pending-items: the dunning policy cancels a
-//     subscription with pending invoice items (prorations): they stay
-//     pending, and has_pending_items true, on the canceled subscription.
-type knownIssues struct {
-	strict bool
-	seen   map[string]map[string]bool // issue → invoice or charge ids
-}
-
-func newKnownIssues() *knownIssues {
-	return &knownIssues{strict: os.Getenv("BILLING_PROPERTY_STRICT") != "", seen: map[string]map[string]bool{}}
-}
-
-// add records an occurrence of a known issue, or fails in strict mode.
-func (k *knownIssues) add(t *testing.T, step int, issue, id string, detail func() string) {
-	t.Helper()
-	if k.strict {
-		t.Fatalf("step %d (0: at the end): %s: %s %s", step, issue, id, detail())
-	}
-	if k.seen[issue] == nil {
-		k.seen[issue] = map[string]bool{}
-	}
-	k.seen[issue][id] = true
-}
-
-func (k *knownIssues) String() string {
-	var parts []string
-	for issue, ids := range k.seen {
-		parts = append(parts, fmt.Sprintf("%s: %d", issue, len(ids)))
-	}
-	sort.Strings(parts)
-	return "[" + strings.Join(parts, ", ") + "]"
 }
 
 // checkCollection checks, after a collector run, that nothing is left to
 // prepare or cancel and nothing needs action; that the live vouchers of an
 // open or uncollectible invoice being collected ask what it still owes, or
-// less while some of its parts have used up their vouchers, never more (an
-// old slip paid late: see knownIssues); that one with nothing left to
+// less while some of its parts have used up their vouchers, never more
+// (not even after an old slip was paid late); that one with nothing left to
 // collect has no live voucher; and that no paid or void invoice has any.
-func checkCollection(t *testing.T, db *store.DB, step int, known *knownIssues) {
+func checkCollection(t *testing.T, db *store.DB, step int) {
 	t.Helper()
 	var bad []struct {
 		ID         string `bun:"id"`
@@ -675,30 +602,8 @@ func checkCollection(t *testing.T, db *store.DB, step int, known *knownIssues) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// oldPaid reports whether a successful voucher of the invoice was
-	// followed by newer ones (reissued after it expired, or issued after a
-	// credit note): an old slip paid.
-	oldPaid := func(id string) bool {
-		ok, err := db.NewSelect().Model((*billing.Voucher)(nil)).Where("invoice_id = ?", id).Where("status = 'successful'").
-			Where("created_at < (SELECT MAX(created_at) FROM vouchers WHERE invoice_id = ?)", id).Exists(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ok
-	}
 	for _, b := range bad {
-		open := (b.Status == "open" || b.Status == "uncollectible") && b.Collection == "active"
-		detail := func() string { return fmt.Sprintf("%+v\n%s", b, history(db, b.ID)) }
-		switch {
-		case open && b.N == 0 && b.Paid > 0:
-			known.add(t, step, "split-paid-after-exhausted", b.ID, detail)
-		case open && b.N == 0 && b.Status == "uncollectible":
-			known.add(t, step, "uncollectible-stays-active", b.ID, detail)
-		case open && b.N > 0 && b.Live > b.Remaining && oldPaid(b.ID):
-			known.add(t, step, "split-late-payment-reissue", b.ID, detail)
-		default:
-			t.Fatalf("step %d: invoice whose collection is off: %s", step, detail())
-		}
+		t.Fatalf("step %d: invoice whose collection is off: %+v\n%s", step, b, history(db, b.ID))
 	}
 }
 
@@ -867,7 +772,7 @@ func checkInvoices(t *testing.T, db *store.DB) {
 // checkPeriods checks that each subscription's billed periods follow each
 // other with no gap or overlap, each on the schedule, up to where the
 // subscription stands; and that pending items match its flag.
-func checkPeriods(t *testing.T, db *store.DB, loc *time.Location, known *knownIssues) {
+func checkPeriods(t *testing.T, db *store.DB, loc *time.Location) {
 	t.Helper()
 	ctx := context.Background()
 	var subs []*billing.Subscription
@@ -906,11 +811,7 @@ func checkPeriods(t *testing.T, db *store.DB, loc *time.Location, known *knownIs
 		ps := periods[sub.ID]
 		sort.Slice(ps, func(i, j int) bool { return ps[i].PeriodStart.Before(*ps[j].PeriodStart) })
 		if hasPending[sub.ID] != sub.HasPendingItems || (sub.Status == billing.SubscriptionCanceled && hasPending[sub.ID]) {
-			if sub.Status == billing.SubscriptionCanceled && sub.HasPendingItems && hasPending[sub.ID] && canceledByDunning(t, db, sub) {
-				known.add(t, 0, "dunning-cancel-keeps-pending-items", sub.ID, func() string { return history(db, sub.ID) })
-			} else {
-				t.Errorf("subscription %s (%s): has_pending_items %v, pending items %v\n%s", sub.ID, sub.Status, sub.HasPendingItems, hasPending[sub.ID], history(db, sub.ID))
-			}
+			t.Errorf("subscription %s (%s): has_pending_items %v, pending items %v\n%s", sub.ID, sub.Status, sub.HasPendingItems, hasPending[sub.ID], history(db, sub.ID))
 		}
 		anchor := sub.BillingCycleAnchor.In(loc)
 		for i, in := range ps {
@@ -954,17 +855,6 @@ func checkPeriods(t *testing.T, db *store.DB, loc *time.Location, known *knownIs
 			}
 		}
 	}
-}
-
-// canceledByDunning reports whether a canceled subscription was canceled by
-// the dunning policy: one of its invoices became overdue as it ended.
-func canceledByDunning(t *testing.T, db *store.DB, sub *billing.Subscription) bool {
-	ok, err := db.NewSelect().Model((*billing.Event)(nil)).Where("type = 'invoice.overdue'").Where("created_at = ?", sub.EndedAt.UTC()).
-		Where("object_id IN (SELECT id FROM invoices WHERE subscription_id = ?)", sub.ID).Exists(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ok
 }
 
 // statusBeforeCancel returns a canceled subscription's status before it was

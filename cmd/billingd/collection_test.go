@@ -539,3 +539,35 @@ func opnCharges(t *testing.T, srv *httptest.Server) int {
 	decodeJSON(t, resp, &out)
 	return out.Total
 }
+
+// TestLostWebhookOfVoidedInvoiceReconciled: the slip of a voided invoice
+// (Opn cannot cancel it) is paid and the webhook never arrives; once the
+// slip is past its deadline, billingd asks Opn and credits the payment to
+// the customer's balance.
+func TestLostWebhookOfVoidedInvoiceReconciled(t *testing.T) {
+	var d *daemon
+	_, srv := opnFake(t, &d) // no webhook URL: every webhook is lost
+	d = startDaemon(t, store.SQLite, map[string]string{"BILLING_PROVIDER": "opn", "BILLING_OPN_URL": srv.URL, "BILLING_OPN_SECRET_KEY": "skey_test_fake"})
+	id := d.oneOff(2500, nil)
+	v := d.voucher(id)
+	d.must("POST", "/v1/invoices/"+id+"/void", nil)
+	req, _ := http.NewRequest("POST", srv.URL+"/charges/"+v["provider_id"].(string)+"/mark_as_paid", nil)
+	req.SetBasicAuth("skey_test_fake", "")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cus := d.must("GET", "/v1/invoices/"+id, nil)["customer"].(string)
+	d.must("POST", "/v1/test_clock/advance", map[string]any{"by": "24h"})
+	if b := d.must("GET", "/v1/customers/"+cus, nil)["balance"]; b != 0.0 {
+		t.Fatalf("balance before the deadline: %v", b)
+	}
+	d.must("POST", "/v1/test_clock/advance", map[string]any{"by": "12d"}) // due in 10 days, plus the grace
+	if b := d.must("GET", "/v1/customers/"+cus, nil)["balance"]; b != -2500.0 {
+		t.Fatalf("balance after reconciliation: %v, want -2500", b)
+	}
+	if st := d.invoiceStatus(id); st != "void" {
+		t.Fatalf("voided invoice became %s", st)
+	}
+}
