@@ -480,28 +480,47 @@ func TestCrashAfterProviderCallRecoveredOnRestart(t *testing.T) {
 }
 
 // TestLostWebhookReconciled: Opn never sends the payment's webhook; once the
-// voucher is past its deadline, billingd asks Opn and records the payment.
+// voucher is past its deadline, billingd asks Opn and records the payment:
+// the invoice becomes paid, or, if it was voided meanwhile (Opn cannot
+// cancel the slip), the payment is credited to the customer's balance.
 func TestLostWebhookReconciled(t *testing.T) {
-	var d *daemon
-	_, srv := opnFake(t, &d) // no webhook URL: every webhook is lost
-	d = startDaemon(t, store.SQLite, map[string]string{"BILLING_PROVIDER": "opn", "BILLING_OPN_URL": srv.URL, "BILLING_OPN_SECRET_KEY": "skey_test_fake"})
-	id := d.oneOff(4000, nil)
-	v := d.voucher(id)
-	req, _ := http.NewRequest("POST", srv.URL+"/charges/"+v["provider_id"].(string)+"/mark_as_paid", nil)
+	for _, void := range []bool{false, true} {
+		t.Run(map[bool]string{false: "open", true: "voided"}[void], func(t *testing.T) {
+			var d *daemon
+			_, srv := opnFake(t, &d) // no webhook URL: every webhook is lost
+			d = startDaemon(t, store.SQLite, map[string]string{"BILLING_PROVIDER": "opn", "BILLING_OPN_URL": srv.URL, "BILLING_OPN_SECRET_KEY": "skey_test_fake"})
+			id := d.oneOff(4000, nil)
+			v := d.voucher(id)
+			want, balance := "paid", 0.0
+			if void {
+				d.must("POST", "/v1/invoices/"+id+"/void", nil)
+				want, balance = "void", -4000.0
+			}
+			payAtOpn(t, srv, v["provider_id"].(string))
+			cus := d.must("GET", "/v1/invoices/"+id, nil)["customer"].(string)
+			d.must("POST", "/v1/test_clock/advance", map[string]any{"by": "24h"})
+			if st, b := d.invoiceStatus(id), d.must("GET", "/v1/customers/"+cus, nil)["balance"]; st == "paid" || b != 0.0 {
+				t.Fatalf("before the deadline: %s, balance %v", st, b)
+			}
+			d.must("POST", "/v1/test_clock/advance", map[string]any{"by": "12d"}) // due in 10 days, plus the grace
+			if st, b := d.invoiceStatus(id), d.must("GET", "/v1/customers/"+cus, nil)["balance"]; st != want || b != balance {
+				t.Fatalf("after reconciliation: %s, balance %v; want %s, %v", st, b, want, balance)
+			}
+		})
+	}
+}
+
+// payAtOpn pays a charge at the outside Opn of opnFake, as a customer at
+// the store.
+func payAtOpn(t *testing.T, srv *httptest.Server, charge string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", srv.URL+"/charges/"+charge+"/mark_as_paid", nil)
 	req.SetBasicAuth("skey_test_fake", "")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	d.must("POST", "/v1/test_clock/advance", map[string]any{"by": "24h"})
-	if st := d.invoiceStatus(id); st != "open" {
-		t.Fatalf("before the deadline: %s", st)
-	}
-	d.must("POST", "/v1/test_clock/advance", map[string]any{"by": "12d"}) // due in 10 days, plus the grace
-	if st := d.invoiceStatus(id); st != "paid" {
-		t.Fatalf("after reconciliation: %s, want paid", st)
-	}
 }
 
 // opnFake starts the Opn emulator as an outside Opn for a daemon on
@@ -538,36 +557,4 @@ func opnCharges(t *testing.T, srv *httptest.Server) int {
 	}
 	decodeJSON(t, resp, &out)
 	return out.Total
-}
-
-// TestLostWebhookOfVoidedInvoiceReconciled: the slip of a voided invoice
-// (Opn cannot cancel it) is paid and the webhook never arrives; once the
-// slip is past its deadline, billingd asks Opn and credits the payment to
-// the customer's balance.
-func TestLostWebhookOfVoidedInvoiceReconciled(t *testing.T) {
-	var d *daemon
-	_, srv := opnFake(t, &d) // no webhook URL: every webhook is lost
-	d = startDaemon(t, store.SQLite, map[string]string{"BILLING_PROVIDER": "opn", "BILLING_OPN_URL": srv.URL, "BILLING_OPN_SECRET_KEY": "skey_test_fake"})
-	id := d.oneOff(2500, nil)
-	v := d.voucher(id)
-	d.must("POST", "/v1/invoices/"+id+"/void", nil)
-	req, _ := http.NewRequest("POST", srv.URL+"/charges/"+v["provider_id"].(string)+"/mark_as_paid", nil)
-	req.SetBasicAuth("skey_test_fake", "")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	cus := d.must("GET", "/v1/invoices/"+id, nil)["customer"].(string)
-	d.must("POST", "/v1/test_clock/advance", map[string]any{"by": "24h"})
-	if b := d.must("GET", "/v1/customers/"+cus, nil)["balance"]; b != 0.0 {
-		t.Fatalf("balance before the deadline: %v", b)
-	}
-	d.must("POST", "/v1/test_clock/advance", map[string]any{"by": "12d"}) // due in 10 days, plus the grace
-	if b := d.must("GET", "/v1/customers/"+cus, nil)["balance"]; b != -2500.0 {
-		t.Fatalf("balance after reconciliation: %v, want -2500", b)
-	}
-	if st := d.invoiceStatus(id); st != "void" {
-		t.Fatalf("voided invoice became %s", st)
-	}
 }
