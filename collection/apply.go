@@ -30,10 +30,10 @@ func (c *Collector) apply(ctx context.Context, ch *Charge, now time.Time) error 
 		v := new(billing.Voucher)
 		err := sql.ErrNoRows
 		if ch.AttemptID != "" {
-			err = c.DB.ForUpdate(tx.NewSelect().Model(v).Where("id = ?", ch.AttemptID).Where("provider = ?", c.Provider.Name())).Scan(ctx)
+			err = tx.NewSelect().Model(v).Column("id", "invoice_id").Where("id = ?", ch.AttemptID).Where("provider = ?", c.Provider.Name()).Scan(ctx)
 		}
 		if errors.Is(err, sql.ErrNoRows) {
-			err = c.DB.ForUpdate(tx.NewSelect().Model(v).Where("provider = ?", c.Provider.Name()).Where("provider_id = ?", ch.ID)).Limit(1).Scan(ctx)
+			err = tx.NewSelect().Model(v).Column("id", "invoice_id").Where("provider = ?", c.Provider.Name()).Where("provider_id = ?", ch.ID).Limit(1).Scan(ctx)
 		}
 		if err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
@@ -41,6 +41,21 @@ func (c *Collector) apply(ctx context.Context, ch *Charge, now time.Time) error 
 				return nil
 			}
 			return err
+		}
+		// Locks in the order every writer takes them: the invoice, then its
+		// vouchers (credit notes and voids do the same).
+		in := new(billing.Invoice)
+		if err := c.DB.ForUpdate(tx.NewSelect().Model(in).Where("id = ?", v.InvoiceID)).Scan(ctx); err != nil {
+			return err
+		}
+		if err := c.DB.ForUpdate(tx.NewSelect().Model(v).Where("id = ?", v.ID)).Scan(ctx); err != nil {
+			return err
+		}
+		if v.Status == StatusPending && v.ProviderID == "" && ch.Status == StatusPending {
+			// The charge of a creation whose response was lost: the
+			// creation's retry adopts it, with the customer's e-mail and
+			// reminders, after looking the attempt up.
+			return nil
 		}
 		if v.Status == ch.Status && v.ProviderID == ch.ID {
 			if ch.Status == StatusSuccessful && v.Fee == nil && ch.Fee != nil {
@@ -67,10 +82,6 @@ func (c *Collector) apply(ctx context.Context, ch *Charge, now time.Time) error 
 		fill(v, ch, now)
 		v.NextAttemptAt = nil
 		if _, err := tx.NewUpdate().Model(v).WherePK().Exec(ctx); err != nil {
-			return err
-		}
-		in := new(billing.Invoice)
-		if err := c.DB.ForUpdate(tx.NewSelect().Model(in).Where("id = ?", v.InvoiceID)).Scan(ctx); err != nil {
 			return err
 		}
 		switch ch.Status {
@@ -138,7 +149,9 @@ func (c *Collector) paid(ctx context.Context, tx bun.Tx, in *billing.Invoice, v 
 			}
 			return c.setCollection(ctx, tx, in, billing.CollectionPending, "", "")
 		}
-		if live.N > 0 {
+		if live.N > 0 || in.CollectionStatus != billing.CollectionActive {
+			// Still collecting, or waiting for prepare to issue vouchers
+			// for what is left (pending), or already over.
 			return nil
 		}
 		// The other parts' vouchers may all have run out while this one
@@ -242,8 +255,12 @@ func (c *Collector) grace() time.Duration {
 // the paid slip was thought expired): here at once, at the provider by an
 // outbox task.
 func (c *Collector) cancelPart(ctx context.Context, tx bun.Tx, in *billing.Invoice, v *billing.Voucher, now time.Time) error {
+	// Only the part's reissues (of the paid slip's amount): a voucher of
+	// another split, after a credit note, is left to paid's check of what
+	// the live vouchers ask.
 	var vs []*billing.Voucher
-	if err := tx.NewSelect().Model(&vs).Where("invoice_id = ?", in.ID).Where("part = ?", v.Part).Where("status = ?", StatusPending).Scan(ctx); err != nil {
+	if err := c.DB.ForUpdate(tx.NewSelect().Model(&vs).Where("invoice_id = ?", in.ID).Where("part = ?", v.Part).
+		Where("amount = ?", v.Amount).Where("status = ?", StatusPending)).Scan(ctx); err != nil {
 		return err
 	}
 	for _, o := range vs {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,12 +26,16 @@ type fakeProvider struct {
 	found    map[string]*Charge
 	canceled []string
 	cancel   error
+	create   func(CreateRequest) (*Charge, error) // if set, creates charges
 }
 
 func (p *fakeProvider) Name() string                     { return "sandbox" }
 func (p *fakeProvider) Limits() Limits                   { return Limits{Min: 100, Max: 300_000} }
 func (p *fakeProvider) Validate(req CreateRequest) error { return nil }
 func (p *fakeProvider) Create(ctx context.Context, req CreateRequest) (*Charge, error) {
+	if p.create != nil {
+		return p.create(req)
+	}
 	return nil, &Error{Provider: "fake", Message: "not in this test"}
 }
 func (p *fakeProvider) FindByAttempt(ctx context.Context, invoiceID, attemptID string, since time.Time) (*Charge, error) {
@@ -271,6 +276,202 @@ func TestOldSlipPaidReplacesLiveVouchers(t *testing.T) {
 		}
 		if len(amounts) != 1 || amounts[0] != 1300 {
 			t.Fatalf("live vouchers after the replacement: %v, want [1300]", amounts)
+		}
+	})
+}
+
+// mkVoucher writes a voucher of the invoice: part, amount and status as
+// given, failure code code, a provider id unless issued is false.
+func mkVoucher(t *testing.T, db *store.DB, in *billing.Invoice, part int, amount int64, status, code string, issued bool) *billing.Voucher {
+	t.Helper()
+	v := voucher(t, db, in, status, code)
+	v.Part, v.Amount = part, amount
+	if !issued {
+		v.ProviderID, v.Attempts, v.NextAttemptAt = "", 0, &t0
+	}
+	if _, err := db.NewUpdate().Model(v).Column("part", "amount", "provider_id", "attempts", "next_attempt_at").WherePK().Exec(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// vouchersByID reads the invoice's vouchers.
+func vouchersByID(t *testing.T, db *store.DB, in *billing.Invoice) map[string]*billing.Voucher {
+	t.Helper()
+	var vs []*billing.Voucher
+	if err := db.NewSelect().Model(&vs).Where("invoice_id = ?", in.ID).Scan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*billing.Voucher{}
+	for _, v := range vs {
+		out[v.ID] = v
+	}
+	return out
+}
+
+func readInvoice(t *testing.T, db *store.DB, id string) *billing.Invoice {
+	t.Helper()
+	in := new(billing.Invoice)
+	if err := db.NewSelect().Model(in).Where("id = ?", id).Scan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+// TestOldSlipsPaidWhileWaitingForNewVouchers pays two replaced slips one
+// after the other, with no prepare pass between them: the first replaces
+// the live voucher and leaves the invoice waiting for new ones; the second
+// must not take that for the end of the collection (no dunning outcome).
+func TestOldSlipsPaidWhileWaitingForNewVouchers(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		in := seed(t, db, nil)
+		r1 := mkVoucher(t, db, in, 0, 2000, StatusCanceled, invoice.VoucherReplaced, true)
+		r2 := mkVoucher(t, db, in, 0, 1000, StatusCanceled, invoice.VoucherReplaced, true)
+		mkVoucher(t, db, in, 0, 3300, StatusPending, "", true)
+		c := newCollector(db, &fakeProvider{}, billing.DunningPolicy{})
+		for _, r := range []*billing.Voucher{r1, r2} {
+			if err := c.apply(ctx, &Charge{ID: r.ProviderID, Status: StatusSuccessful, Amount: r.Amount, PaidAt: &t0}, t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := readInvoice(t, db, in.ID)
+		if got.Status != billing.InvoiceOpen || got.AmountRemaining != 300 || got.CollectionStatus != billing.CollectionPending {
+			t.Fatalf("invoice %s remaining %d collection %s, want open, 300, pending", got.Status, got.AmountRemaining, got.CollectionStatus)
+		}
+		if types := eventTypes(t, db, in.ID); slices.Contains(types, "invoice.overdue") {
+			t.Fatalf("dunning outcome while waiting for new vouchers: %v", types)
+		}
+	})
+}
+
+// TestLateSlipCancelsOnlyItsReissue pays a split part's expired slip late:
+// its reissue (same part, same amount) is canceled; vouchers of a later
+// re-split (same part number, other amounts) are not taken for it, and are
+// replaced because together they ask more than is left.
+func TestLateSlipCancelsOnlyItsReissue(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		c := newCollector(db, &fakeProvider{}, billing.DunningPolicy{})
+
+		in := seed(t, db, nil)
+		expired := mkVoucher(t, db, in, 1, 1000, StatusExpired, "", true)
+		reissue := mkVoucher(t, db, in, 1, 1000, StatusPending, "", true)
+		other := mkVoucher(t, db, in, 2, 2300, StatusPending, "", true)
+		if err := c.apply(ctx, &Charge{ID: expired.ProviderID, Status: StatusSuccessful, Amount: 1000, PaidAt: &t0}, t0); err != nil {
+			t.Fatal(err)
+		}
+		vs := vouchersByID(t, db, in)
+		if vs[reissue.ID].Status != StatusCanceled || vs[other.ID].Status != StatusPending {
+			t.Fatalf("reissue %s, other part %s; want canceled, pending", vs[reissue.ID].Status, vs[other.ID].Status)
+		}
+
+		in = seed(t, db, nil)
+		expired = mkVoucher(t, db, in, 1, 1000, StatusExpired, "", true)
+		x1 := mkVoucher(t, db, in, 1, 1650, StatusPending, "", true)
+		x2 := mkVoucher(t, db, in, 2, 1650, StatusPending, "", true)
+		if err := c.apply(ctx, &Charge{ID: expired.ProviderID, Status: StatusSuccessful, Amount: 1000, PaidAt: &t0}, t0); err != nil {
+			t.Fatal(err)
+		}
+		vs = vouchersByID(t, db, in)
+		for _, x := range []*billing.Voucher{x1, x2} {
+			if v := vs[x.ID]; v.Status != StatusCanceled || v.FailureCode != invoice.VoucherReplacedAfterPayment {
+				t.Fatalf("re-split voucher part %d: %s %q, want replaced after the payment", v.Part, v.Status, v.FailureCode)
+			}
+		}
+		if got := readInvoice(t, db, in.ID); got.AmountRemaining != 2300 || got.CollectionStatus != billing.CollectionPending {
+			t.Fatalf("invoice remaining %d collection %s, want 2300, pending", got.AmountRemaining, got.CollectionStatus)
+		}
+	})
+}
+
+// TestLostCreationResponseAdoptedByRetry: the webhook of a charge whose
+// creation response was lost arrives first; the voucher is left to the
+// creation's retry, which adopts the charge and tells the customer.
+func TestLostCreationResponseAdoptedByRetry(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		in := seed(t, db, nil)
+		v := mkVoucher(t, db, in, 0, 3300, StatusPending, "", false)
+		v.Attempts = 1
+		if _, err := db.NewUpdate().Model(v).Column("attempts").WherePK().Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		exp := t0.Add(7 * 24 * time.Hour)
+		ch := &Charge{ID: "chrg_lost", AttemptID: v.ID, InvoiceID: in.ID, Status: StatusPending, Amount: 3300, ExpiresAt: exp}
+		p := &fakeProvider{found: map[string]*Charge{v.ID: ch}}
+		c := newCollector(db, p, billing.DunningPolicy{})
+		if err := c.apply(ctx, ch, t0); err != nil {
+			t.Fatal(err)
+		}
+		if got := vouchersByID(t, db, in)[v.ID]; got.ProviderID != "" {
+			t.Fatalf("the webhook adopted the charge: %s", got.ProviderID)
+		}
+		if err := c.createAll(ctx, t0); err != nil {
+			t.Fatal(err)
+		}
+		if got := vouchersByID(t, db, in)[v.ID]; got.ProviderID != "chrg_lost" || got.NextReminderAt == nil {
+			t.Fatalf("after the retry: provider id %q, reminder %v", got.ProviderID, got.NextReminderAt)
+		}
+		if types := eventTypes(t, db, in.ID); !slices.Contains(types, "invoice.voucher_created") {
+			t.Fatalf("events %v, want invoice.voucher_created", types)
+		}
+		n, err := db.NewSelect().Model((*billing.Task)(nil)).Where("object_id = ?", in.ID).Count(ctx)
+		if err != nil || n != 1 {
+			t.Fatalf("%d e-mail tasks (%v), want the invoice e-mail", n, err)
+		}
+	})
+}
+
+// TestNoNewVoucherForUncollectibleInvoice: an invoice marked uncollectible
+// while its reissue waits out the grace period gets no new voucher, and its
+// collection ends.
+func TestNoNewVoucherForUncollectibleInvoice(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		in := seed(t, db, nil)
+		if _, err := db.NewUpdate().Model(in).Set("status = ?", billing.InvoiceUncollectible).WherePK().Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		mkVoucher(t, db, in, 0, 3300, StatusExpired, "", true)
+		v := mkVoucher(t, db, in, 0, 3300, StatusPending, "", false)
+		c := newCollector(db, &fakeProvider{}, billing.DunningPolicy{})
+		if err := c.createAll(ctx, t0); err != nil {
+			t.Fatal(err)
+		}
+		if got := vouchersByID(t, db, in)[v.ID]; got.Status != StatusCanceled || got.NextAttemptAt != nil {
+			t.Fatalf("waiting voucher: %s, next attempt %v", got.Status, got.NextAttemptAt)
+		}
+		if got := readInvoice(t, db, in.ID); got.CollectionStatus != billing.CollectionNone {
+			t.Fatalf("collection %s, want none", got.CollectionStatus)
+		}
+	})
+}
+
+// TestVoucherCanceledDuringCreation: a voucher is canceled here (its
+// invoice voided, say) while the provider is creating its charge; the
+// charge is recorded on the canceled voucher, so a payment of it is still
+// found, and canceled at the provider.
+func TestVoucherCanceledDuringCreation(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		in := seed(t, db, nil)
+		v := mkVoucher(t, db, in, 0, 3300, StatusPending, "", false)
+		p := &fakeProvider{create: func(req CreateRequest) (*Charge, error) {
+			if _, err := db.NewUpdate().Model((*billing.Voucher)(nil)).Set("status = ?", StatusCanceled).Where("id = ?", v.ID).Exec(ctx); err != nil {
+				return nil, err
+			}
+			return &Charge{ID: "chrg_inflight", AttemptID: v.ID, Status: StatusPending, Amount: 3300}, nil
+		}}
+		c := newCollector(db, p, billing.DunningPolicy{})
+		if err := c.createAll(ctx, t0); err != nil {
+			t.Fatal(err)
+		}
+		if got := vouchersByID(t, db, in)[v.ID]; got.Status != StatusCanceled || got.ProviderID != "chrg_inflight" {
+			t.Fatalf("voucher %s, provider id %q; want canceled, chrg_inflight", got.Status, got.ProviderID)
+		}
+		if !slices.Equal(p.canceled, []string{"chrg_inflight"}) {
+			t.Fatalf("canceled at the provider: %v", p.canceled)
 		}
 	})
 }

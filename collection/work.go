@@ -12,7 +12,9 @@ import (
 
 	"billingd/billing"
 	"billingd/billing/mail"
+	"billingd/billing/outbox"
 	"billingd/billing/store"
+	"billingd/invoice"
 	"billingd/invoice/delivery"
 )
 
@@ -64,7 +66,10 @@ func (c *Collector) createOne(ctx context.Context, v *billing.Voucher, now time.
 		return store.Translate(err)
 	}
 	if in.Status != billing.InvoiceOpen {
-		return nil // the cancel pass settles vouchers of ended invoices
+		if in.CollectionStatus == billing.CollectionCanceling {
+			return nil // the cancel pass settles vouchers of ended invoices
+		}
+		return c.withdraw(ctx, v, now)
 	}
 	cust := new(billing.Customer)
 	if err := c.DB.NewSelect().Model(cust).Where("id = ?", in.CustomerID).Scan(ctx); err != nil {
@@ -78,9 +83,18 @@ func (c *Collector) createOne(ctx context.Context, v *billing.Voucher, now time.
 	if err == nil && ch == nil {
 		ch, err = c.Provider.Create(ctx, c.request(in, cust, v))
 	}
-	return c.DB.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	var orphan bool // created at the provider for a voucher canceled meanwhile
+	txErr := c.DB.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		cur := new(billing.Voucher)
 		if err := c.DB.ForUpdate(tx.NewSelect().Model(cur).Where("id = ?", v.ID)).Scan(ctx); err != nil {
+			return err
+		}
+		if cur.ProviderID == "" && cur.Status == StatusCanceled && err == nil {
+			// Canceled here while the provider created it (a credit note,
+			// a void): keep its id, so reconciliation still learns of a
+			// payment, and cancel it there below.
+			orphan = true
+			_, err := tx.NewUpdate().Model(cur).Set("provider_id = ?", ch.ID).WherePK().Exec(ctx)
 			return err
 		}
 		if cur.ProviderID != "" || cur.Status != StatusPending {
@@ -136,6 +150,12 @@ func (c *Collector) createOne(ctx context.Context, v *billing.Voucher, now time.
 		}
 		return c.actionRequired(ctx, tx, inv, fmt.Sprintf("%s refused the voucher: %s", c.Provider.Name(), cur.FailureMessage))
 	})
+	if txErr == nil && orphan {
+		if err := c.Provider.Cancel(ctx, ch.ID); err != nil {
+			c.Logger.Warn("could not cancel the charge of a voucher canceled during its creation", "voucher", v.ID, "charge", ch.ID, "err", err)
+		}
+	}
+	return txErr
 }
 
 // fill copies a provider's charge onto a voucher row.
@@ -282,6 +302,45 @@ func (c *Collector) applyEvents(ctx context.Context, now time.Time) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// withdraw cancels a voucher not issued yet (one waiting out its grace
+// period, say) of an invoice that is no longer open: an uncollectible
+// invoice gets no new voucher. If an earlier attempt may have reached the
+// provider, an outbox task looks it up and cancels it there. With no live
+// voucher left, the invoice's collection is over.
+func (c *Collector) withdraw(ctx context.Context, v *billing.Voucher, now time.Time) error {
+	return c.DB.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		in := new(billing.Invoice)
+		if err := c.DB.ForUpdate(tx.NewSelect().Model(in).Where("id = ?", v.InvoiceID)).Scan(ctx); err != nil {
+			return err
+		}
+		cur := new(billing.Voucher)
+		if err := c.DB.ForUpdate(tx.NewSelect().Model(cur).Where("id = ?", v.ID)).Scan(ctx); err != nil {
+			return err
+		}
+		if cur.ProviderID != "" || cur.Status != StatusPending || in.Status == billing.InvoiceOpen {
+			return nil // settled meanwhile
+		}
+		cur.Status, cur.NextAttemptAt, cur.UpdatedAt = StatusCanceled, nil, now.UTC()
+		cur.FailureMessage = fmt.Sprintf("Not issued: the invoice is %s.", in.Status)
+		if _, err := tx.NewUpdate().Model(cur).Column("status", "next_attempt_at", "failure_message", "updated_at").WherePK().Exec(ctx); err != nil {
+			return err
+		}
+		if cur.Attempts > 1 {
+			if err := outbox.Enqueue(ctx, tx, invoice.TaskCancelVoucher, cur.ID, in.ID, now); err != nil {
+				return err
+			}
+		}
+		if err := record(ctx, tx, now, "invoice.voucher_canceled", in.ID, cur); err != nil {
+			return err
+		}
+		live, err := tx.NewSelect().Model((*billing.Voucher)(nil)).Where("invoice_id = ?", in.ID).Where("status = ?", StatusPending).Exists(ctx)
+		if err != nil || live || in.CollectionStatus != billing.CollectionActive {
+			return err
+		}
+		return c.setCollection(ctx, tx, in, billing.CollectionNone, "", "")
+	})
 }
 
 // reconcile asks the provider about vouchers well past their deadline: live
