@@ -24,16 +24,14 @@ import (
 func (c *Collector) apply(ctx context.Context, ch *Charge, now time.Time) error {
 	now = now.UTC()
 	return c.DB.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		// The attempt id is the voucher's id: looking it up first also finds
-		// a voucher whose creation response was lost. Two lookups, each on
-		// its own index (one OR would make SQLite scan the provider's rows).
+		// The voucher that holds the charge, or else the one whose attempt
+		// created it (the attempt id is the voucher's id): one whose
+		// creation response was lost. Two lookups, each on its own index
+		// (one OR would make SQLite scan the provider's rows).
 		v := new(billing.Voucher)
-		err := sql.ErrNoRows
-		if ch.AttemptID != "" {
+		err := tx.NewSelect().Model(v).Column("id", "invoice_id").Where("provider = ?", c.Provider.Name()).Where("provider_id = ?", ch.ID).Limit(1).Scan(ctx)
+		if errors.Is(err, sql.ErrNoRows) && ch.AttemptID != "" {
 			err = tx.NewSelect().Model(v).Column("id", "invoice_id").Where("id = ?", ch.AttemptID).Where("provider = ?", c.Provider.Name()).Scan(ctx)
-		}
-		if errors.Is(err, sql.ErrNoRows) {
-			err = tx.NewSelect().Model(v).Column("id", "invoice_id").Where("provider = ?", c.Provider.Name()).Where("provider_id = ?", ch.ID).Limit(1).Scan(ctx)
 		}
 		if err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
@@ -50,6 +48,9 @@ func (c *Collector) apply(ctx context.Context, ch *Charge, now time.Time) error 
 		}
 		if err := c.DB.ForUpdate(tx.NewSelect().Model(v).Where("id = ?", v.ID)).Scan(ctx); err != nil {
 			return err
+		}
+		if v.ProviderID != "" && v.ProviderID != ch.ID {
+			return c.duplicate(ctx, tx, in, v, ch, now)
 		}
 		if v.Status == StatusPending && v.ProviderID == "" && ch.Status == StatusPending {
 			// The charge of a creation whose response was lost: the
@@ -103,6 +104,24 @@ func (c *Collector) apply(ctx context.Context, ch *Charge, now time.Time) error 
 		}
 		return nil
 	})
+}
+
+// duplicate handles a second charge created by one attempt (a retry whose
+// look-up missed the first): it never replaces the voucher's own charge,
+// but if the customer paid it, the payment is recorded on a voucher of its
+// own and applied like any other (an excess goes to the balance).
+func (c *Collector) duplicate(ctx context.Context, tx bun.Tx, in *billing.Invoice, v *billing.Voucher, ch *Charge, now time.Time) error {
+	if ch.Status != StatusSuccessful {
+		c.Logger.Warn("second charge for one voucher attempt", "voucher", v.ID, "charge", ch.ID, "status", ch.Status)
+		return nil
+	}
+	d := &billing.Voucher{ID: billing.NewID(billing.PrefixCharge), InvoiceID: in.ID, Part: v.Part, Provider: v.Provider,
+		Amount: ch.Amount, CreatedAt: now, FailureMessage: "A second charge created for voucher " + v.ID + "."}
+	fill(d, ch, now)
+	if _, err := tx.NewInsert().Model(d).Exec(ctx); err != nil {
+		return err
+	}
+	return c.paid(ctx, tx, in, d, now)
 }
 
 // paid records a voucher's payment on its invoice.

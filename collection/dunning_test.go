@@ -475,3 +475,29 @@ func TestVoucherCanceledDuringCreation(t *testing.T) {
 		}
 	})
 }
+
+// TestPaymentOfSecondChargeForOneAttempt: a retry whose look-up missed the
+// first charge created a second one for the same voucher; the customer
+// pays the second. The payment is recorded (once, however often its
+// webhook comes), and the voucher keeps its own charge.
+func TestPaymentOfSecondChargeForOneAttempt(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		in := seed(t, db, nil)
+		v := mkVoucher(t, db, in, 0, 3300, StatusPending, "", true)
+		c := newCollector(db, &fakeProvider{}, billing.DunningPolicy{})
+		second := &Charge{ID: "chrg_second", AttemptID: v.ID, Status: StatusSuccessful, Amount: 3300, PaidAt: &t0}
+		for range 2 {
+			if err := c.apply(ctx, second, t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := readInvoice(t, db, in.ID); got.Status != billing.InvoicePaid || got.AmountPaid != 3300 {
+			t.Fatalf("invoice %s, paid %d; want paid 3300", got.Status, got.AmountPaid)
+		}
+		vs := vouchersByID(t, db, in)
+		if len(vs) != 2 || vs[v.ID].ProviderID != v.ProviderID {
+			t.Fatalf("%d vouchers, the voucher's charge %s (was %s)", len(vs), vs[v.ID].ProviderID, v.ProviderID)
+		}
+	})
+}
