@@ -55,6 +55,20 @@ type Worker struct {
 	MaxAttempts int
 	// OnFailed, if set, is called when a task fails for good.
 	OnFailed func(ctx context.Context, t *billing.Task, err error)
+	// Clock, if set, dates leases: a round of jobs may reach the outbox
+	// long after the instant it was started for.
+	Clock billing.Clock
+}
+
+// leaseFrom is the instant a lease taken now starts: the clock's, if it is
+// later than the round's.
+func (w *Worker) leaseFrom(now time.Time) time.Time {
+	if w.Clock != nil {
+		if c := w.Clock.Now(); c.After(now) {
+			return c.UTC()
+		}
+	}
+	return now.UTC()
 }
 
 // lease is how long a claimed task is hidden from other workers.
@@ -96,7 +110,7 @@ func (w *Worker) claim(ctx context.Context, now time.Time) ([]*billing.Task, err
 		}
 		for _, t := range tasks {
 			t.Attempts++
-			t.RunAt = now.UTC().Add(lease)
+			t.RunAt = w.leaseFrom(now).Add(lease)
 		}
 		_, err := tx.NewUpdate().Model(&tasks).Column("attempts", "run_at").Bulk().Exec(ctx)
 		return err
@@ -105,8 +119,18 @@ func (w *Worker) claim(ctx context.Context, now time.Time) ([]*billing.Task, err
 }
 
 func (w *Worker) runOne(ctx context.Context, t *billing.Task, now time.Time) error {
+	// The batch's earlier tasks may have taken most of the lease (an SMTP
+	// server that times out): renew it, unless another worker has claimed
+	// the task since (its attempt count moved on).
+	res, err := w.DB.NewUpdate().Model(t).Set("run_at = ?", w.leaseFrom(now).Add(lease)).WherePK().
+		Where("status = ?", StatusPending).Where("attempts = ?", t.Attempts).Exec(ctx)
+	if err != nil {
+		return store.Translate(err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return nil
+	}
 	h := w.Handlers[t.Kind]
-	var err error
 	if h == nil {
 		err = Permanent(fmt.Errorf("no handler for task kind %q", t.Kind))
 	} else {
@@ -131,7 +155,8 @@ func (w *Worker) runOne(ctx context.Context, t *billing.Task, now time.Time) err
 		t.RunAt, t.LastError = now.Add(Backoff(t.Attempts)), err.Error()
 		w.Logger.Warn("task failed; will retry", "kind", t.Kind, "key", t.Key, "attempt", t.Attempts, "retry_at", t.RunAt, "err", err)
 	}
-	_, uerr := w.DB.NewUpdate().Model(t).Column("status", "done_at", "last_error", "run_at").WherePK().Exec(ctx)
+	_, uerr := w.DB.NewUpdate().Model(t).Column("status", "done_at", "last_error", "run_at").WherePK().
+		Where("attempts = ?", t.Attempts).Exec(ctx)
 	return store.Translate(uerr)
 }
 

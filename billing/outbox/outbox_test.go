@@ -74,3 +74,61 @@ func TestWorker(t *testing.T) {
 		}
 	})
 }
+
+// TestLeaseOfLateRound: a round reaches the outbox long after the instant
+// it was started for, and its first task is slow. The second task's lease
+// is taken from the clock, not from the round's stale instant, so another
+// worker does not run it meanwhile; and a worker whose claim was taken over
+// does not run the task again.
+func TestLeaseOfLateRound(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		round := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+		clock := round.Add(10 * time.Minute) // the round began ten minutes ago
+		outbox.Enqueue(ctx, db, "mail", "a", "in_1", round)
+		outbox.Enqueue(ctx, db, "mail", "b", "in_2", round)
+		calls := map[string]int{}
+		logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+		var other *outbox.Worker
+		h := func(ctx context.Context, task *billing.Task, now time.Time) error {
+			calls[task.Key]++
+			if task.Key == "a" && other != nil {
+				// Slow: meanwhile another daemon's worker runs what is due.
+				clock = clock.Add(time.Minute)
+				if err := other.Run(ctx, clock); err != nil {
+					t.Error(err)
+				}
+			}
+			return nil
+		}
+		clk := billing.ClockFunc(func() time.Time { return clock })
+		w := &outbox.Worker{DB: db, Logger: logger, Clock: clk, Handlers: map[string]outbox.Handler{"mail": h}}
+		other = &outbox.Worker{DB: db, Logger: logger, Clock: clk, Handlers: map[string]outbox.Handler{"mail": h}}
+		if err := w.Run(ctx, round); err != nil {
+			t.Fatal(err)
+		}
+		if calls["a"] != 1 || calls["b"] != 1 {
+			t.Fatalf("calls %v, want each task once", calls)
+		}
+
+		// A claim taken over by another worker (its lease ran out) is not
+		// run by the worker that lost it.
+		outbox.Enqueue(ctx, db, "mail", "c", "in_3", clock)
+		outbox.Enqueue(ctx, db, "mail", "d", "in_4", clock)
+		w2 := &outbox.Worker{DB: db, Logger: logger, Clock: clk, Handlers: map[string]outbox.Handler{"mail": func(ctx context.Context, task *billing.Task, now time.Time) error {
+			calls[task.Key]++
+			if task.Key == "c" { // another worker claims d meanwhile
+				if _, err := db.NewUpdate().Model((*billing.Task)(nil)).Set("attempts = attempts + 1").Where("key = 'd'").Exec(ctx); err != nil {
+					t.Error(err)
+				}
+			}
+			return nil
+		}}}
+		if err := w2.Run(ctx, clock); err != nil {
+			t.Fatal(err)
+		}
+		if calls["c"] != 1 || calls["d"] != 0 {
+			t.Fatalf("calls %v, want c once and d not by the worker that lost it", calls)
+		}
+	})
+}

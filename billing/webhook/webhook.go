@@ -30,9 +30,12 @@ const EventDisabled = "webhook_endpoint.disabled"
 
 // eventTypes are the event types an endpoint may subscribe to; "*" is all.
 var eventTypes = []string{
-	"invoice.created", "invoice.finalized", "invoice.paid", "invoice.voided", "invoice.marked_uncollectible",
-	"invoice.voucher_expired", "invoice.voucher_reissued", "subscription.created", "subscription.updated",
-	"subscription.canceled", "customer.created", "credit_note.created", "*",
+	"invoice.created", "invoice.finalized", "invoice.updated", "invoice.paid", "invoice.payment_succeeded",
+	"invoice.voided", "invoice.marked_uncollectible", "invoice.will_be_due", "invoice.overdue",
+	"invoice.collection_action_required", "invoice.voucher_created", "invoice.voucher_expired",
+	"invoice.voucher_reissued", "invoice.voucher_canceled", "subscription.created", "subscription.updated",
+	"subscription.canceled", "customer.created", "customer.updated", "plan.created", "credit_note.created",
+	"email.sent", "email.deferred", "email.failed", EventDisabled, "*",
 }
 
 // Delivery statuses.
@@ -303,7 +306,6 @@ func (s *Service) Update(ctx context.Context, id string, p EndpointParams) (*End
 		}
 		disable := p.Disabled != nil && *p.Disabled && e.DisabledAt == nil
 		enable := p.Disabled != nil && !*p.Disabled && e.DisabledAt != nil
-		disabledAt := e.DisabledAt
 		if disable {
 			e.DisabledAt, e.DisabledReason = &now, ReasonOperator
 		}
@@ -317,7 +319,7 @@ func (s *Service) Update(ctx context.Context, id string, p EndpointParams) (*End
 			return s.disabledEvent(ctx, tx, e, now)
 		}
 		if enable {
-			return s.redeliver(ctx, tx, e, *disabledAt, now)
+			return s.redeliver(ctx, tx, e, now)
 		}
 		return nil
 	})
@@ -329,15 +331,17 @@ func (s *Service) Update(ctx context.Context, id string, p EndpointParams) (*End
 
 // redeliver makes e's pending deliveries due at now with a new retry window
 // and queues the events of its types recorded since it was disabled.
-func (s *Service) redeliver(ctx context.Context, tx bun.Tx, e *Endpoint, disabledAt, now time.Time) error {
+func (s *Service) redeliver(ctx context.Context, tx bun.Tx, e *Endpoint, now time.Time) error {
 	_, err := tx.NewUpdate().Model((*Delivery)(nil)).Set("next_attempt_at = ?", now).Set("retry_from = ?", now).
 		Where("endpoint_id = ?", e.ID).Where("status = ?", StatusPending).Exec(ctx)
 	if err != nil {
 		return err
 	}
-	// Events after the last one queued for e (or after e's creation) and
-	// recorded since it was disabled; ids sort in creation order, so this is
-	// a range of the events' primary key. Those that were queued are kept.
+	// Events after the last one queued for e (or after e's creation) that
+	// were not queued: those recorded while it was disabled. Ids sort in
+	// creation order, so this is a range of the events' primary key. (Not
+	// by created_at: an event carries its job's instant, which may be
+	// earlier than the disabling it followed.)
 	after := "evt_" + strings.TrimPrefix(e.ID, PrefixEndpoint)
 	var last []string
 	if err := tx.NewSelect().Model((*Delivery)(nil)).Column("event_id").Where("endpoint_id = ?", e.ID).
@@ -347,7 +351,7 @@ func (s *Service) redeliver(ctx context.Context, tx bun.Tx, e *Endpoint, disable
 	if len(last) == 1 && last[0] > after {
 		after = last[0]
 	}
-	return store.QueueWebhookDeliveries(ctx, tx, e.ID, &now, "ev.id > ? AND ev.created_at >= ?", after, disabledAt.UTC())
+	return store.QueueWebhookDeliveries(ctx, tx, e.ID, &now, "ev.id > ?", after)
 }
 
 // disabledEvent records that e was disabled (the endpoint's other

@@ -61,7 +61,14 @@ func (s *Service) Run(ctx context.Context, now time.Time) error {
 		if free <= 0 || closed {
 			return nil
 		}
-		jobs, err := s.claim(ctx, now, free)
+		// The instant of this claim, not the job's: a round that ran long
+		// would start the lease already expired and sign with a timestamp
+		// receivers refuse as too old.
+		at := now
+		if c := s.Clock.Now(); c.After(at) {
+			at = c
+		}
+		jobs, err := s.claim(ctx, at, free)
 		if err != nil || len(jobs) == 0 {
 			return err
 		}
@@ -72,7 +79,7 @@ func (s *Service) Run(ctx context.Context, now time.Time) error {
 			go func() {
 				defer s.wg.Done()
 				defer batch.Done()
-				s.deliver(context.WithoutCancel(ctx), j, now)
+				s.deliver(context.WithoutCancel(ctx), j, at)
 			}()
 		}
 		done := make(chan struct{})

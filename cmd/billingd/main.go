@@ -290,7 +290,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.sandbox != nil {
 		m.Delivery.Simulate = m.simulate
 	}
-	m.Outbox = &outbox.Worker{DB: m.DB, Logger: m.Logger, Handlers: map[string]outbox.Handler{delivery.TaskEmail: m.Delivery.HandleEmail}, OnFailed: m.Delivery.OnFailed}
+	m.Outbox = &outbox.Worker{DB: m.DB, Logger: m.Logger, Clock: m.Clock, Handlers: map[string]outbox.Handler{delivery.TaskEmail: m.Delivery.HandleEmail}, OnFailed: m.Delivery.OnFailed}
 	m.Outbox.Handlers[invoice.TaskCancelVoucher] = m.Collector.HandleCancelVoucher // vouchers replaced after a credit note
 	// Jobs run in this order at every instant: bill, let the sandbox expire
 	// vouchers, collect, enqueue reminders, then send what the others queued.

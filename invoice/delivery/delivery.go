@@ -227,7 +227,7 @@ func (s *Service) HandleEmail(ctx context.Context, t *billing.Task, now time.Tim
 	case mail.KindReceipt:
 		doc, err := s.Document(ctx, in.ID, "receipt")
 		if err != nil {
-			return outbox.Permanent(err)
+			return permanentIfRefused(err)
 		}
 		data.Amount, data.PaidAt = in.AmountPaid, *in.PaidAt
 		attach = append(attach, mail.Attachment{Name: "receipt-" + deref(in.Number) + ".pdf", ContentType: "application/pdf", Data: doc.Content})
@@ -236,7 +236,7 @@ func (s *Service) HandleEmail(ctx context.Context, t *billing.Task, now time.Tim
 	case mail.KindCreditNote:
 		cn, err := s.creditNote(ctx, id)
 		if err != nil {
-			return outbox.Permanent(err)
+			return permanentIfRefused(err)
 		}
 		data.CreditNoteNumber, data.CreditAmount, data.CreditOutcome = cn.Number, cn.Total, string(cn.Outcome)
 		data.Amount = 0
@@ -283,7 +283,21 @@ func (s *Service) HandleEmail(ctx context.Context, t *billing.Task, now time.Tim
 		s.event(ctx, "email.deferred", in.ID, info)
 		return err
 	}
-	return s.event(ctx, "email.sent", in.ID, info)
+	// Sent: failing to record it must not send the message again.
+	if err := s.event(ctx, "email.sent", in.ID, info); err != nil {
+		s.Logger.Error("recording email.sent", "invoice", in.ID, "message_id", msg.ID, "err", err)
+	}
+	return nil
+}
+
+// permanentIfRefused ends a task on an error that a retry cannot change
+// (what it needs is missing or not allowed); a storage hiccup is retried.
+func permanentIfRefused(err error) error {
+	switch billing.ErrorCode(err) {
+	case billing.ENOTFOUND, billing.ECONFLICT, billing.EINVALID:
+		return outbox.Permanent(err)
+	}
+	return err
 }
 
 // OnFailed records an e-mail given up after its last retry.
