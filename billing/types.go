@@ -546,7 +546,7 @@ type BalanceTransaction struct {
 
 	ID            string    `bun:"id,pk" json:"id"`
 	CustomerID    string    `bun:"customer_id" json:"customer"`
-	Type          string    `bun:"type" json:"type"` // carry_over, applied_to_invoice, excess_payment, proration_credit
+	Type          string    `bun:"type" json:"type"` // carry_over, applied_to_invoice, invoice_voided, excess_payment, proration_credit, credit_note
 	Amount        int64     `bun:"amount" json:"amount"`
 	EndingBalance int64     `bun:"ending_balance" json:"ending_balance"`
 	InvoiceID     *string   `bun:"invoice_id" json:"invoice"`

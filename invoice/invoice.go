@@ -286,15 +286,26 @@ func Issue(ctx context.Context, tx bun.IDB, s billing.Settings, now time.Time, i
 }
 
 // Void voids an open or uncollectible invoice: nothing is owed any more, the
-// number stays used, and the live voucher is canceled.
+// number stays used, and the live voucher is canceled. The customer balance
+// the invoice took at finalization (a credit used, or a debt carried into
+// it) goes back to the balance, as with Stripe. An invoice already partly
+// paid is not voided: a credit note corrects it.
 func (s *Service) Void(ctx context.Context, id string) (*billing.Invoice, error) {
-	return s.transition(ctx, id, "invoice.voided", func(in *billing.Invoice, now time.Time) error {
+	return s.transition(ctx, id, "invoice.voided", func(tx bun.Tx, in *billing.Invoice, now time.Time) error {
 		if in.Status != billing.InvoiceOpen && in.Status != billing.InvoiceUncollectible {
 			return billing.Errorf(billing.ECONFLICT, "Invoice %s is %s; only open or uncollectible invoices can be voided.", id, in.Status)
+		}
+		if in.AmountPaid > 0 {
+			return billing.Errorf(billing.ECONFLICT, "Invoice %s has ¥%d paid; issue a credit note instead of voiding it.", id, in.AmountPaid)
 		}
 		in.Status, in.VoidedAt = billing.InvoiceVoid, &now
 		// The collection worker cancels the live voucher, where the provider allows.
 		in.CollectionStatus = billing.CollectionCanceling
+		if in.StartingBalance != 0 {
+			_, err := AdjustBalance(ctx, tx, in.CustomerID, in.StartingBalance, "invoice_voided", &in.ID,
+				fmt.Sprintf("Balance of ¥%d applied to invoice %s returned when it was voided.", in.StartingBalance, num(in)), now)
+			return err
+		}
 		return nil
 	})
 }
@@ -302,7 +313,7 @@ func (s *Service) Void(ctx context.Context, id string) (*billing.Invoice, error)
 // MarkUncollectible records that an open invoice is not expected to be paid.
 // It can still be paid, or voided.
 func (s *Service) MarkUncollectible(ctx context.Context, id string) (*billing.Invoice, error) {
-	return s.transition(ctx, id, "invoice.marked_uncollectible", func(in *billing.Invoice, now time.Time) error {
+	return s.transition(ctx, id, "invoice.marked_uncollectible", func(_ bun.Tx, in *billing.Invoice, now time.Time) error {
 		if in.Status != billing.InvoiceOpen {
 			return billing.Errorf(billing.ECONFLICT, "Invoice %s is %s; only open invoices can be marked uncollectible.", id, in.Status)
 		}
@@ -311,7 +322,7 @@ func (s *Service) MarkUncollectible(ctx context.Context, id string) (*billing.In
 	})
 }
 
-func (s *Service) transition(ctx context.Context, id, event string, apply func(*billing.Invoice, time.Time) error) (*billing.Invoice, error) {
+func (s *Service) transition(ctx context.Context, id, event string, apply func(bun.Tx, *billing.Invoice, time.Time) error) (*billing.Invoice, error) {
 	var in *billing.Invoice
 	err := s.DB.InTx(ctx, func(ctx context.Context, tx bun.Tx) (err error) {
 		if in, err = s.load(ctx, tx, id, true); err != nil {
@@ -319,7 +330,7 @@ func (s *Service) transition(ctx context.Context, id, event string, apply func(*
 		}
 		wasOpen := in.Status == billing.InvoiceOpen
 		now := s.Clock.Now().UTC()
-		if err := apply(in, now); err != nil {
+		if err := apply(tx, in, now); err != nil {
 			return err
 		}
 		if _, err := tx.NewUpdate().Model(in).WherePK().Exec(ctx); err != nil {

@@ -60,12 +60,14 @@ func (p CustomerParams) apply(c *billing.Customer) error {
 	switch {
 	case c.Name == "" || utf8.RuneCountInString(c.Name) > 200:
 		return billing.Invalid("name", "name is required and must be at most 200 characters")
-	case strings.ContainsAny(c.Name+c.KanaName+c.Phone+c.Email, "\r\n"):
-		return billing.Invalid("name", "name, kana_name, email and phone must not contain line breaks")
+	case strings.ContainsAny(c.Name+c.KanaName, "\r\n"):
+		return billing.Invalid("name", "name and kana_name must not contain line breaks")
+	case strings.ContainsAny(c.Email, "\r\n"):
+		return billing.Invalid("email", "email must not contain line breaks")
 	case !validEmail(c.Email):
 		return billing.Invalid("email", "email must be a valid e-mail address like name@example.com, got %q", c.Email)
-	case utf8.RuneCountInString(c.Phone) > 30:
-		return billing.Invalid("phone", "phone must be at most 30 characters")
+	case strings.ContainsAny(c.Phone, "\r\n") || !billing.ValidPhone(c.Phone):
+		return billing.Invalid("phone", "phone is required: a Japanese number of 10 or 11 digits (hyphens and spaces allowed), got %q", c.Phone)
 	case utf8.RuneCountInString(c.KanaName) > 200:
 		return billing.Invalid("kana_name", "kana_name must be at most 200 characters")
 	case c.Language != "ja" && c.Language != "en":

@@ -387,7 +387,7 @@ func (s *Service) changeItems(ctx context.Context, tx bun.Tx, b *issuance, sub *
 		lines := prorationLines(old, items, w, arrears, s.Settings.Location)
 		if len(lines) > 0 {
 			var pending map[string][]*billing.InvoiceItem
-			if behavior == AlwaysInvoice {
+			if behavior == AlwaysInvoice || !arrears {
 				var err error
 				if pending, err = s.pendingItems(ctx, tx, []*billing.Subscription{sub}); err != nil {
 					return err
@@ -404,13 +404,17 @@ func (s *Service) changeItems(ctx context.Context, tx bun.Tx, b *issuance, sub *
 				}
 				sub.HasPendingItems = false
 			default:
-				// A net credit in advance goes to the balance now; anything
-				// else waits for the next invoice, which (in arrears, with
-				// the new items for the whole period) absorbs it.
-				if !arrears && s.net(sub, fresh) < 0 {
-					if err := s.settle(ctx, tx, b, sub, fresh, "subscription_update", ""); err != nil {
+				// A net credit in advance (of these prorations with those
+				// still pending: an upgrade's charge, then a downgrade's
+				// credit) goes to the balance now, all of them together;
+				// anything else waits for the next invoice, which (in
+				// arrears, with the new items for the whole period) absorbs
+				// it.
+				if all := append(pending[sub.ID], fresh...); !arrears && s.net(sub, all) < 0 {
+					if err := s.settle(ctx, tx, b, sub, all, "subscription_update", ""); err != nil {
 						return err
 					}
+					sub.HasPendingItems = false
 				} else {
 					sub.HasPendingItems = true
 				}

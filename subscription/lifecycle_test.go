@@ -32,7 +32,7 @@ func newFixture(t *testing.T, db *store.DB, now time.Time, timing billing.Billin
 	f := &fixture{t: t, ctx: context.Background(), db: db}
 	f.svc, f.inv, f.clk = newService(db, now)
 	var err error
-	if f.cus, err = f.svc.CreateCustomer(f.ctx, subscription.CustomerParams{Name: ptr("株式会社山田"), Email: ptr("keiri@example.com")}); err != nil {
+	if f.cus, err = f.svc.CreateCustomer(f.ctx, subscription.CustomerParams{Name: ptr("株式会社山田"), Email: ptr("keiri@example.com"), Phone: ptr("03-1234-5678")}); err != nil {
 		t.Fatal(err)
 	}
 	if f.basic, err = f.svc.CreatePlan(f.ctx, subscription.PlanParams{Name: "Basic", Amount: ptr(int64(3000)), Interval: billing.Month, BillingTiming: timing}); err != nil {
@@ -174,6 +174,27 @@ func TestChangeItems(t *testing.T) {
 			txns, _, err := f.svc.BalanceTransactions(f.ctx, f.cus.ID, store.Page{})
 			if err != nil || len(txns) != 2 || txns[1].Type != "proration_credit" || txns[1].Amount != -2200 || txns[0].Type != "applied_to_invoice" || txns[0].EndingBalance != 0 {
 				t.Fatalf("ledger: %+v, %v", txns, err)
+			}
+		})
+	})
+	t.Run("UpgradeThenDowngradeNetsPendingItems", func(t *testing.T) {
+		storetest.Each(t, func(t *testing.T, db *store.DB) {
+			f := newFixture(t, db, apr1, "")
+			sub := f.subscribe(subscription.Params{})
+			f.clk.Set(apr11)
+			sub = f.update(sub.ID, toPlan(sub, f.pro.ID, "")) // −2,000 + 4,000 pending
+			f.clk.Set(time.Date(2027, 4, 21, 0, 0, 0, 0, tokyo))
+			sub = f.update(sub.ID, toPlan(sub, f.basic.ID, "")) // −2,000 + 1,000: the four net +1,000
+			if b := f.balance(); b != 0 || !sub.HasPendingItems {
+				t.Fatalf("after the downgrade: balance %d, pending items %v; want nothing credited while the upgrade is owed", b, sub.HasPendingItems)
+			}
+			// Canceled now without flags: all pending prorations are dropped
+			// together, and no credit is left behind.
+			if _, err := f.svc.CancelWith(f.ctx, sub.ID, subscription.CancelParams{}); err != nil {
+				t.Fatal(err)
+			}
+			if b := f.balance(); b != 0 {
+				t.Fatalf("balance %d after canceling, want 0", b)
 			}
 		})
 	})

@@ -42,7 +42,7 @@ func newService(db *store.DB, now time.Time) (*subscription.Service, *invoice.Se
 func seed(t *testing.T, svc *subscription.Service, amount int64, iv billing.Interval, start time.Time) *billing.Subscription {
 	t.Helper()
 	ctx := context.Background()
-	c, err := svc.CreateCustomer(ctx, subscription.CustomerParams{Name: ptr("山田太郎"), Email: ptr("taro@example.com")})
+	c, err := svc.CreateCustomer(ctx, subscription.CustomerParams{Name: ptr("山田太郎"), Email: ptr("taro@example.com"), Phone: ptr("090-1234-5678")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestBillingCycleAnchorProratesFirstPeriod(t *testing.T) {
 		loc := billing.DefaultSettings().Location
 		start := time.Date(2027, 4, 21, 0, 0, 0, 0, loc)
 		svc, inv, _ := newService(db, start)
-		c, _ := svc.CreateCustomer(ctx, subscription.CustomerParams{Name: ptr("A"), Email: ptr("a@example.com")})
+		c, _ := svc.CreateCustomer(ctx, subscription.CustomerParams{Name: ptr("A"), Email: ptr("a@example.com"), Phone: ptr("090-1234-5678")})
 		p, _ := svc.CreatePlan(ctx, subscription.PlanParams{Name: "Pro", Amount: ptr(int64(3000)), Interval: billing.Month})
 		anchor := time.Date(2027, 5, 1, 0, 0, 0, 0, loc)
 		sub, err := svc.Create(ctx, subscription.Params{Customer: c.ID, Items: []subscription.ItemParams{{Plan: p.ID}}, Start: &start, BillingCycleAnchor: &anchor})
@@ -177,7 +177,7 @@ func TestConcurrentRunsBillEachPeriodOnce(t *testing.T) {
 	defer db.Close()
 	start := time.Date(2027, 1, 1, 0, 0, 0, 0, billing.DefaultSettings().Location)
 	svc, inv, _ := newService(db, start.Add(-time.Hour))
-	c, _ := svc.CreateCustomer(ctx, subscription.CustomerParams{Name: ptr("A"), Email: ptr("a@example.com")})
+	c, _ := svc.CreateCustomer(ctx, subscription.CustomerParams{Name: ptr("A"), Email: ptr("a@example.com"), Phone: ptr("090-1234-5678")})
 	p, _ := svc.CreatePlan(ctx, subscription.PlanParams{Name: "Pro", Amount: ptr(int64(1000)), Interval: billing.Month})
 	for range 1000 {
 		if _, err := svc.Create(ctx, subscription.Params{Customer: c.ID, Items: []subscription.ItemParams{{Plan: p.ID}}, Start: &start}); err != nil {

@@ -36,6 +36,9 @@ type Params struct {
 // maxTrialDays caps a trial, as Stripe does.
 const maxTrialDays = 730
 
+// maxStartYears is how far ahead a subscription may start.
+const maxStartYears = 5
+
 // maxItems caps the items of one subscription.
 const maxItems = 20
 
@@ -80,6 +83,9 @@ func (s *Service) Create(ctx context.Context, p Params) (*billing.Subscription, 
 	sub.StartDate = now
 	if p.Start != nil {
 		sub.StartDate = p.Start.UTC()
+		if sub.StartDate.After(now.AddDate(maxStartYears, 0, 0)) {
+			return nil, billing.Invalid("start", "start must be at most %d years ahead", maxStartYears)
+		}
 	}
 	sub.StartDate = sub.StartDate.Truncate(time.Second)
 	sub.BillingCycleAnchor = sub.StartDate
@@ -160,6 +166,11 @@ func (s *Service) Create(ctx context.Context, p Params) (*billing.Subscription, 
 		anchor, start := sub.BillingCycleAnchor, sub.StartDate
 		if trialEnd != nil {
 			start = *trialEnd
+		}
+		// A backdated start may reach into the current period, not further:
+		// every period it spans would be invoiced (and numbered) at once.
+		if !Boundary(start.In(s.Settings.Location), sub.Interval, sub.IntervalCount, 1).After(now) {
+			return billing.Invalid("start", "start (or the end of its trial) may be in the past by less than one billing period")
 		}
 		if anchor.Before(start) || !anchor.Before(Boundary(start.In(s.Settings.Location), sub.Interval, sub.IntervalCount, 1)) {
 			if trialEnd != nil {

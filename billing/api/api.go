@@ -5,6 +5,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -15,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -56,7 +58,7 @@ type Server struct {
 	// Webhooks, if set, registers the /v1/webhook_endpoints routes through
 	// the /v1 wrapper (*webhook.Service).
 	Webhooks interface {
-		Routes(v1 func(pattern string, h func(w http.ResponseWriter, r *http.Request) (any, error)))
+		Routes(v1 func(pattern string, h func(w http.ResponseWriter, r *http.Request) (any, error)), decode func(r *http.Request, v any) error)
 	}
 	// Kick, if set, is called after every successful POST so that side
 	// effects (vouchers for a finalized invoice) start at once.
@@ -104,7 +106,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/invoices/{id}/pdf", s.instrument("GET /v1/invoices/{id}/pdf", s.authenticate(http.HandlerFunc(s.invoicePDF))))
 	v1("GET /v1/events", s.listEvents)
 	if s.Webhooks != nil {
-		s.Webhooks.Routes(v1)
+		s.Webhooks.Routes(v1, decode)
 	}
 	mux.Handle("GET /v1/openapi.json", s.instrument("GET /v1/openapi.json", s.authenticate(http.HandlerFunc(serveOpenAPI))))
 	v1("GET /v1/test_clock", s.getTestClock)
@@ -215,17 +217,22 @@ func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, st.status, map[string]any{"error": body})
 }
 
-// decode reads a JSON body into v: at most MaxBodyBytes, no unknown fields,
-// nothing after the value. Errors name the offending field.
+// decode reads a JSON body into v (a pointer to a struct): at most
+// MaxBodyBytes, no unknown fields, nothing after the value. Errors name the
+// offending field.
 func decode(r *http.Request, v any) error {
 	if r.ContentLength == 0 && r.Body == http.NoBody {
 		return nil
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("trailing data")
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	if err == nil {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err = dec.Decode(v); err == nil {
+			if _, terr := dec.Token(); terr != io.EOF {
+				return billing.Invalid("", "Invalid request body: data after the JSON value.")
+			}
+		}
 	}
 	var (
 		maxErr  *http.MaxBytesError
@@ -242,13 +249,52 @@ func decode(r *http.Request, v any) error {
 		return billing.Invalid("", "Invalid JSON at byte %d: %v.", synErr.Offset, err)
 	case errors.As(err, &typeErr):
 		return billing.Invalid(typeErr.Field, "%s must be %s, got a JSON %s.", typeErr.Field, jsonType(typeErr.Type.String()), typeErr.Value)
-	case errors.As(err, &timeErr):
-		return billing.Invalid("", "Times must be RFC 3339 with an offset, like 2026-12-01T00:00:00+09:00: %v.", err)
+	case errors.As(err, &timeErr) || strings.Contains(err.Error(), "Time.UnmarshalJSON"):
+		f := timeField(body, v)
+		return billing.Invalid(f, "%sTimes must be RFC 3339 with an offset, like 2026-12-01T00:00:00+09:00: %v.", prefix(f), err)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return billing.Invalid(f, "Received unknown parameter: %s.", f)
 	}
 	return billing.Invalid("", "Invalid request body: %v.", err)
+}
+
+// timeField returns the JSON name of the first top-level time field of v
+// whose value in body is not a valid time ("" if none is found).
+func timeField(body []byte, v any) string {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) != nil {
+		return ""
+	}
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return ""
+	}
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		raw, ok := fields[name]
+		if !ok || ft != reflect.TypeFor[time.Time]() {
+			continue
+		}
+		if json.Unmarshal(raw, new(*time.Time)) != nil {
+			return name
+		}
+	}
+	return ""
+}
+
+func prefix(field string) string {
+	if field == "" {
+		return ""
+	}
+	return field + ": "
 }
 
 func jsonType(goType string) string {

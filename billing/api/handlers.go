@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -209,6 +210,12 @@ func (s *Server) listInvoices(w http.ResponseWriter, r *http.Request) (any, erro
 	if q.err != nil {
 		return nil, q.err
 	}
+	if f.CreatedGTE != nil && f.CreatedLTE != nil && f.CreatedGTE.After(*f.CreatedLTE) {
+		return nil, billing.Invalid("created_lte", "created_lte must not be before created_gte")
+	}
+	if f.TotalGTE != nil && f.TotalLTE != nil && *f.TotalGTE > *f.TotalLTE {
+		return nil, billing.Invalid("total_lte", "total_lte must not be below total_gte")
+	}
 	switch f.Status {
 	case "", billing.InvoiceDraft, billing.InvoiceOpen, billing.InvoicePaid, billing.InvoiceVoid, billing.InvoiceUncollectible:
 	default:
@@ -324,6 +331,9 @@ func (s *Server) advanceTestClock(w http.ResponseWriter, r *http.Request) (any, 
 func parseDuration(s string) (time.Duration, error) {
 	if d, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(d)
+		if err == nil && (n < 0 || n > 100*366) {
+			err = fmt.Errorf("%d days is out of range (0 to %d)", n, 100*366)
+		}
 		return time.Duration(n) * 24 * time.Hour, err
 	}
 	return time.ParseDuration(s)

@@ -301,6 +301,8 @@ func (b *builder) build(r *eventRow) (*entry, error) {
 			b.e.Memo = memo("残高充当")
 		case "excess_payment":
 			b.e.Memo = memo("過入金")
+		case "invoice_voided":
+			b.e.Memo = memo("取消戻し")
 		default:
 			b.e.Memo = memo("残高調整")
 		}

@@ -1,13 +1,9 @@
 package webhook
 
 import (
-	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 
 	"billingd/billing"
 	"billingd/billing/store"
@@ -15,31 +11,27 @@ import (
 
 // Routes registers the /v1/webhook_endpoints routes through v1, the API's
 // wrapper for /v1 handlers (authentication, idempotency, JSON encoding and
-// errors).
-func (s *Service) Routes(v1 func(pattern string, h func(w http.ResponseWriter, r *http.Request) (any, error))) {
-	v1("POST /v1/webhook_endpoints", s.createHandler)
+// errors), reading bodies with the API's decode.
+func (s *Service) Routes(v1 func(pattern string, h func(w http.ResponseWriter, r *http.Request) (any, error)), decode func(r *http.Request, v any) error) {
+	v1("POST /v1/webhook_endpoints", func(w http.ResponseWriter, r *http.Request) (any, error) {
+		var p EndpointParams
+		if err := decode(r, &p); err != nil {
+			return nil, err
+		}
+		return s.Create(r.Context(), p)
+	})
 	v1("GET /v1/webhook_endpoints", s.listHandler)
 	v1("GET /v1/webhook_endpoints/{id}", func(w http.ResponseWriter, r *http.Request) (any, error) {
 		return s.Get(r.Context(), r.PathValue("id"))
 	})
-	v1("POST /v1/webhook_endpoints/{id}", s.updateHandler)
+	v1("POST /v1/webhook_endpoints/{id}", func(w http.ResponseWriter, r *http.Request) (any, error) {
+		var p EndpointParams
+		if err := decode(r, &p); err != nil {
+			return nil, err
+		}
+		return s.Update(r.Context(), r.PathValue("id"), p)
+	})
 	v1("GET /v1/webhook_endpoints/{id}/deliveries", s.deliveriesHandler)
-}
-
-func (s *Service) createHandler(w http.ResponseWriter, r *http.Request) (any, error) {
-	var p EndpointParams
-	if err := decode(r, &p); err != nil {
-		return nil, err
-	}
-	return s.Create(r.Context(), p)
-}
-
-func (s *Service) updateHandler(w http.ResponseWriter, r *http.Request) (any, error) {
-	var p EndpointParams
-	if err := decode(r, &p); err != nil {
-		return nil, err
-	}
-	return s.Update(r.Context(), r.PathValue("id"), p)
 }
 
 func (s *Service) listHandler(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -99,23 +91,4 @@ func page(r *http.Request, extra ...string) (store.Page, error) {
 		p.Limit = n
 	}
 	return p, p.Normalize()
-}
-
-// decode reads a JSON body into v (at most 64 KiB, no unknown fields);
-// errors name the offending field.
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case err == nil || errors.Is(err, io.EOF):
-		return nil
-	case errors.As(err, &typeErr):
-		return billing.Invalid(typeErr.Field, "%s has the wrong type: %v", typeErr.Field, err)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return billing.Invalid(f, "Received unknown parameter: %s.", f)
-	}
-	return billing.Invalid("", "Invalid request body: %v.", err)
 }

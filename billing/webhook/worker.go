@@ -61,14 +61,15 @@ func (s *Service) Run(ctx context.Context, now time.Time) error {
 		if free <= 0 || closed {
 			return nil
 		}
-		// The instant of this claim, not the job's: a round that ran long
-		// would start the lease already expired and sign with a timestamp
-		// receivers refuse as too old.
+		// Leases and signatures take the clock's instant, not the job's: a
+		// round that ran long would start the lease already expired and sign
+		// with a timestamp receivers refuse as too old. (What is due, and
+		// the attempts' times, stay the job's.)
 		at := now
 		if c := s.Clock.Now(); c.After(at) {
 			at = c
 		}
-		jobs, err := s.claim(ctx, at, free)
+		jobs, err := s.claim(ctx, now, at, free)
 		if err != nil || len(jobs) == 0 {
 			return err
 		}
@@ -79,7 +80,7 @@ func (s *Service) Run(ctx context.Context, now time.Time) error {
 			go func() {
 				defer s.wg.Done()
 				defer batch.Done()
-				s.deliver(context.WithoutCancel(ctx), j, at)
+				s.deliver(context.WithoutCancel(ctx), j, now, at)
 			}()
 		}
 		done := make(chan struct{})
@@ -112,7 +113,7 @@ type job struct {
 // claim leases up to limit due deliveries of enabled endpoints, none behind
 // a pending delivery of an earlier event about the same object to the same
 // endpoint, and marks them in flight.
-func (s *Service) claim(ctx context.Context, now time.Time, limit int) ([]job, error) {
+func (s *Service) claim(ctx context.Context, now, leaseFrom time.Time, limit int) ([]job, error) {
 	s.claimMu.Lock()
 	defer s.claimMu.Unlock()
 	s.mu.Lock()
@@ -144,7 +145,7 @@ func (s *Service) claim(ctx context.Context, now time.Time, limit int) ([]job, e
 		for i, d := range ds {
 			ids[i], evIDs[i], epIDs[i] = d.ID, d.EventID, d.EndpointID
 		}
-		if _, err := tx.NewUpdate().Model((*Delivery)(nil)).Set("next_attempt_at = ?", now.Add(lease)).
+		if _, err := tx.NewUpdate().Model((*Delivery)(nil)).Set("next_attempt_at = ?", leaseFrom.UTC().Add(lease)).
 			Where("id IN (?)", bun.In(ids)).Exec(ctx); err != nil {
 			return err
 		}
@@ -198,15 +199,15 @@ func Payload(ev *billing.Event) ([]byte, error) {
 	return json.Marshal(p)
 }
 
-// deliver makes one attempt of j at now and records it.
-func (s *Service) deliver(ctx context.Context, j job, now time.Time) {
+// deliver makes one attempt of j at now, signed at signAt, and records it.
+func (s *Service) deliver(ctx context.Context, j job, now, signAt time.Time) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.inflight, j.d.ID)
 		s.mu.Unlock()
 	}()
 	start := time.Now()
-	code, err := s.post(ctx, j, now)
+	code, err := s.post(ctx, j, signAt)
 	a := &Attempt{ID: billing.NewID(PrefixAttempt), DeliveryID: j.d.ID, AttemptedAt: now.UTC(), DurationMS: time.Since(start).Milliseconds()}
 	if code != 0 {
 		a.ResponseCode = &code
@@ -221,8 +222,9 @@ func (s *Service) deliver(ctx context.Context, j job, now time.Time) {
 	}
 }
 
-// post sends j's event to its endpoint and returns the status code (0 if
-// no response came) and an error unless the answer was 2xx.
+// post sends j's event to its endpoint, signed at now, and returns the
+// status code (0 if no response came) and an error unless the answer was
+// 2xx.
 func (s *Service) post(ctx context.Context, j job, now time.Time) (int, error) {
 	if j.ev == nil || j.ep == nil {
 		return 0, errors.New("the event or endpoint is gone")

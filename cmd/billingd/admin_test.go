@@ -181,13 +181,13 @@ func TestAdminActions(t *testing.T) {
 	})
 
 	t.Run("ReissueVoucherAfterActionRequired", func(t *testing.T) {
-		id := d.oneOff(1500, map[string]any{"name": "電話 なし", "email": "nophone@example.com"}) // the provider needs a phone
+		id := d.oneOff(1500, map[string]any{"name": "長い アドレス", "phone": "090-0000-1111", "email": "billing-department-of-a-long-company-name@example-holdings.co.jp"}) // Opn takes at most 50 characters
 		eventually(t, "action_required", func() bool {
 			return d.must("GET", "/v1/invoices/"+id, nil)["collection_status"] == "action_required"
 		})
 		// The cause is fixed, then the operator asks for a new voucher.
 		cus := d.must("GET", "/v1/invoices/"+id, nil)["customer"].(string)
-		d.must("POST", "/v1/customers/"+cus, map[string]any{"phone": "090-0000-1111"})
+		d.must("POST", "/v1/customers/"+cus, map[string]any{"email": "keiri@example.co.jp"})
 		a.action(id, "reissue_voucher")
 		v := d.voucher(id)
 		if v["amount"] != 1500.0 {
@@ -484,7 +484,7 @@ func TestAdminOverviewShowsFailedWebhooks(t *testing.T) {
 			if day == 3 {
 				break
 			}
-			c := d.must("POST", "/v1/customers", map[string]any{"name": fmt.Sprint("顧客", day), "email": "c@example.com"})
+			c := d.must("POST", "/v1/customers", map[string]any{"phone": "090-0000-0000", "name": fmt.Sprint("顧客", day), "email": "c@example.com"})
 			eventually(t, "customer.created delivered", func() bool {
 				for _, x := range d.deliveries(pid) {
 					if x := x.(map[string]any); x["object_id"] == c["id"] {

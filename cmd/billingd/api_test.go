@@ -22,10 +22,10 @@ func (d *daemon) count(table string) int {
 func TestBadInputIsRejectedAndWritesNothing(t *testing.T) {
 	each(t, func(t *testing.T, dialect string) {
 		d := startDaemon(t, dialect, nil)
-		cus := d.must("POST", "/v1/customers", map[string]any{"name": "A", "email": "a@example.com"})
+		cus := d.must("POST", "/v1/customers", map[string]any{"phone": "090-0000-0000", "name": "A", "email": "a@example.com"})
 		plan := d.must("POST", "/v1/plans", map[string]any{"name": "Pro", "amount": 1000, "interval": "month"})
 		cid, pid := cus["id"].(string), plan["id"].(string)
-		tables := []string{"customers", "plans", "subscriptions", "invoices", "invoice_lines", "events"}
+		tables := []string{"customers", "plans", "subscriptions", "invoices", "invoice_lines", "events", "webhook_endpoints"}
 		before := map[string]int{}
 		for _, tb := range tables {
 			before[tb] = d.count(tb)
@@ -50,12 +50,22 @@ func TestBadInputIsRejectedAndWritesNothing(t *testing.T) {
 			{"BadTaxRate", "/v1/plans", map[string]any{"name": "x", "amount": 100, "interval": "month", "tax_rate": "luxury"}, 400, "tax_rate"},
 			{"UnknownField", "/v1/plans", map[string]any{"name": "x", "amount": 100, "interval": "month", "colour": "red"}, 400, "colour"},
 			{"MalformedJSON", "/v1/customers", `{"name": "x",`, 400, ""},
-			{"TrailingJSON", "/v1/customers", `{"name":"x","email":"x@example.com"} {}`, 400, ""},
+			{"TrailingJSON", "/v1/customers", `{"name":"x","email":"x@example.com","phone":"0312345678"} {}`, 400, ""},
+			{"TrailingBrace", "/v1/customers", `{"name":"x","email":"x@example.com","phone":"0312345678"} }`, 400, ""},
+			{"TrailingGarbageOnWebhookEndpoint", "/v1/webhook_endpoints", `{"url":"https://example.com/h","events":["*"]} garbage`, 400, ""},
+			{"NoPhone", "/v1/customers", map[string]any{"name": "x", "email": "x@example.com"}, 400, "phone"},
+			{"BadPhone", "/v1/customers", map[string]any{"name": "x", "email": "x@example.com", "phone": "abc"}, 400, "phone"},
+			{"PhoneLineBreak", "/v1/customers", map[string]any{"name": "x", "email": "x@example.com", "phone": "090\r\n12345678"}, 400, "phone"},
+			{"BackdatedStart", "/v1/subscriptions", map[string]any{"customer": cid, "start": "1990-01-01T00:00:00Z", "items": []any{map[string]any{"plan": pid}}}, 400, "start"},
+			{"FarFutureStart", "/v1/subscriptions", map[string]any{"customer": cid, "start": "9999-01-01T00:00:00Z", "items": []any{map[string]any{"plan": pid}}}, 400, "start"},
+			{"StartNotATime", "/v1/subscriptions", map[string]any{"customer": cid, "start": "2027-01-01", "items": []any{map[string]any{"plan": pid}}}, 400, "start"},
+			{"TestClockToNotATime", "/v1/test_clock/advance", map[string]any{"to": 123}, 400, "to"},
+			{"TestClockByOverflow", "/v1/test_clock/advance", map[string]any{"by": "213504d"}, 400, "by"},
 			{"OversizedJSON", "/v1/customers", `{"name":"` + strings.Repeat("x", 2<<20) + `"}`, 413, ""},
-			{"BadEmail", "/v1/customers", map[string]any{"name": "x", "email": "not-an-email"}, 400, "email"},
-			{"HeaderInjectionInName", "/v1/customers", map[string]any{"name": "x\r\nBcc: evil@example.com", "email": "x@example.com"}, 400, "name"},
-			{"BadRegistrationNumber", "/v1/customers", map[string]any{"name": "x", "email": "x@example.com", "registration_number": "T12345"}, 400, "registration_number"},
-			{"BadLanguage", "/v1/customers", map[string]any{"name": "x", "email": "x@example.com", "language": "fr"}, 400, "language"},
+			{"BadEmail", "/v1/customers", map[string]any{"phone": "090-0000-0000", "name": "x", "email": "not-an-email"}, 400, "email"},
+			{"HeaderInjectionInName", "/v1/customers", map[string]any{"phone": "090-0000-0000", "name": "x\r\nBcc: evil@example.com", "email": "x@example.com"}, 400, "name"},
+			{"BadRegistrationNumber", "/v1/customers", map[string]any{"phone": "090-0000-0000", "name": "x", "email": "x@example.com", "registration_number": "T12345"}, 400, "registration_number"},
+			{"BadLanguage", "/v1/customers", map[string]any{"phone": "090-0000-0000", "name": "x", "email": "x@example.com", "language": "fr"}, 400, "language"},
 			{"DraftUnknownCustomer", "/v1/invoices", map[string]any{"customer": "cus_nope"}, 400, "customer"},
 			{"DraftLineZeroQuantity", "/v1/invoices", map[string]any{"customer": cid, "lines": []any{map[string]any{"description": "x", "quantity": 0, "unit_amount": 100}}}, 400, "lines[0].quantity"},
 			{"DraftLineOverflow", "/v1/invoices", map[string]any{"customer": cid, "lines": []any{map[string]any{"description": "x", "quantity": 1000000, "unit_amount": 100000000000}}}, 400, "lines[0].quantity"},
@@ -77,6 +87,11 @@ func TestBadInputIsRejectedAndWritesNothing(t *testing.T) {
 				}
 			})
 		}
+		for _, q := range []string{"created_gte=2027-01-01T00:00:00Z&created_lte=2026-01-01T00:00:00Z", "total_gte=500&total_lte=100"} {
+			if code, out := d.do("GET", "/v1/invoices?"+q, nil); code != 400 {
+				t.Errorf("inverted range %s: %d %v", q, code, out)
+			}
+		}
 		for _, tb := range tables {
 			if n := d.count(tb); n != before[tb] {
 				t.Errorf("%s: %d rows after rejected requests, had %d", tb, n, before[tb])
@@ -87,7 +102,7 @@ func TestBadInputIsRejectedAndWritesNothing(t *testing.T) {
 
 func TestIdempotencyKey(t *testing.T) {
 	d := startDaemon(t, store.SQLite, nil)
-	body := map[string]any{"name": "A", "email": "a@example.com"}
+	body := map[string]any{"name": "A", "email": "a@example.com", "phone": "090-1234-5678"}
 	code1, first := d.do("POST", "/v1/customers", body, "Idempotency-Key", "k1")
 	code2, again := d.do("POST", "/v1/customers", body, "Idempotency-Key", "k1")
 	if code1 != 200 || code2 != 200 || first["id"] != again["id"] {
@@ -96,7 +111,7 @@ func TestIdempotencyKey(t *testing.T) {
 	if n := d.count("customers"); n != 1 {
 		t.Fatalf("%d customers after a replayed POST", n)
 	}
-	code, out := d.do("POST", "/v1/customers", map[string]any{"name": "B", "email": "b@example.com"}, "Idempotency-Key", "k1")
+	code, out := d.do("POST", "/v1/customers", map[string]any{"phone": "090-0000-0000", "name": "B", "email": "b@example.com"}, "Idempotency-Key", "k1")
 	if code != http.StatusConflict {
 		t.Fatalf("same key, other body: %d %v", code, out)
 	}
@@ -177,7 +192,7 @@ func TestOneOffInvoiceLifecycleAndFilters(t *testing.T) {
 func TestCursorPagination(t *testing.T) {
 	d := startDaemon(t, store.SQLite, nil)
 	for i := range 25 {
-		d.must("POST", "/v1/customers", map[string]any{"name": fmt.Sprint("c", i), "email": fmt.Sprintf("c%d@example.com", i)})
+		d.must("POST", "/v1/customers", map[string]any{"phone": "090-0000-0000", "name": fmt.Sprint("c", i), "email": fmt.Sprintf("c%d@example.com", i)})
 	}
 	seen := map[string]bool{}
 	after, pages := "", 0
@@ -228,13 +243,14 @@ func TestConfigErrorsAtStartup(t *testing.T) {
 		}
 	})
 	t.Run("DumpMasksSecrets", func(t *testing.T) {
-		env := map[string]string{"BILLING_API_KEY": "sk_secret", "BILLING_DATABASE_URL": "postgres://u:pw@db:5432/x"}
+		env := map[string]string{"BILLING_API_KEY": "sk_secret", "BILLING_DATABASE_URL": "postgres://u:pw@db:5432/x",
+			"BILLING_SMTP_URL": "smtp://mail.example.com:587?user=u&password=hunter2"}
 		c, err := LoadConfig(func(k string) string { return env[k] })
 		if err != nil {
 			t.Fatal(err)
 		}
 		dump := c.Dump()
-		if strings.Contains(dump, "sk_secret") || strings.Contains(dump, "pw") || !strings.Contains(dump, "BILLING_API_KEY=****") {
+		if strings.Contains(dump, "sk_secret") || strings.Contains(dump, "pw") || strings.Contains(dump, "hunter2") || !strings.Contains(dump, "BILLING_API_KEY=****") {
 			t.Fatalf("dump leaks secrets:\n%s", dump)
 		}
 	})

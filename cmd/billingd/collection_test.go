@@ -236,10 +236,10 @@ func TestAboveMaximumSplitOrActionRequired(t *testing.T) {
 
 func TestInvalidPayerNeedsAction(t *testing.T) {
 	d := startDaemon(t, store.SQLite, nil)
-	id := d.oneOff(1000, map[string]any{"name": "A", "email": "a@example.com"}) // no phone
+	id := d.oneOff(1000, map[string]any{"name": "A", "phone": "090-1234-5678", "email": "billing-department-of-a-long-company-name@example-holdings.co.jp"}) // Opn takes at most 50 characters
 	eventually(t, "action_required", func() bool {
 		in := d.must("GET", "/v1/invoices/"+id, nil)
-		return in["collection_status"] == "action_required" && bytes.Contains([]byte(in["collection_error"].(string)), []byte("phone"))
+		return in["collection_status"] == "action_required" && bytes.Contains([]byte(in["collection_error"].(string)), []byte("email"))
 	})
 	if n := len(d.must("GET", "/v1/events?type=invoice.collection_action_required", nil)["data"].([]any)); n != 1 {
 		t.Fatalf("%d action_required events", n)

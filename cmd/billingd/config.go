@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -202,14 +203,20 @@ func (c Config) Dump() string {
 	return b.String()
 }
 
-// mask hides a secret; for URLs it keeps the scheme and host.
+// mask hides a secret; of a URL it keeps the scheme, host and path (the
+// user information and the query, which may carry a password, are hidden).
 func mask(s string) string {
-	if i := strings.Index(s, "://"); i >= 0 {
-		rest := s[i+3:]
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			rest = "****@" + rest[at+1:]
-		}
-		return s[:i+3] + rest
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return "****"
 	}
-	return "****"
+	out := u.Scheme + "://"
+	if u.User != nil {
+		out += "****@"
+	}
+	out += u.Host + u.EscapedPath()
+	if u.RawQuery != "" {
+		out += "?****"
+	}
+	return out
 }

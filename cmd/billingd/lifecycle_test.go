@@ -25,7 +25,7 @@ func (d *daemon) invoicesOf(sub string) []map[string]any {
 func TestSubscriptionLifecycle(t *testing.T) {
 	each(t, func(t *testing.T, dialect string) {
 		d := startDaemon(t, dialect, nil)
-		cus := d.must("POST", "/v1/customers", map[string]any{"name": "株式会社山田", "email": "keiri@example.com"})
+		cus := d.must("POST", "/v1/customers", map[string]any{"phone": "090-0000-0000", "name": "株式会社山田", "email": "keiri@example.com"})
 		basic := d.must("POST", "/v1/plans", map[string]any{"name": "Basic", "amount": 3000, "interval": "month"})
 		pro := d.must("POST", "/v1/plans", map[string]any{"name": "Pro", "amount": 6000, "interval": "month"})
 		if basic["billing_timing"] != "in_advance" {

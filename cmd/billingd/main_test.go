@@ -132,7 +132,7 @@ func each(t *testing.T, fn func(t *testing.T, dialect string)) {
 func TestYearOfBilling(t *testing.T) {
 	each(t, func(t *testing.T, dialect string) {
 		d := startDaemon(t, dialect, nil)
-		cus := d.must("POST", "/v1/customers", map[string]any{"name": "山田太郎", "email": "taro@example.com", "language": "ja"})
+		cus := d.must("POST", "/v1/customers", map[string]any{"phone": "090-0000-0000", "name": "山田太郎", "email": "taro@example.com", "language": "ja"})
 		std := d.must("POST", "/v1/plans", map[string]any{"name": "Pro", "amount": 1980, "interval": "month"})
 		food := d.must("POST", "/v1/plans", map[string]any{"name": "お弁当", "amount": 1080, "interval": "month", "tax_rate": "reduced", "tax_behavior": "exclusive"})
 		start := "2027-01-31T10:00:00+09:00"

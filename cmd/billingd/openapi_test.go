@@ -271,7 +271,7 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		cus := d.must("POST", "/v1/customers", map[string]any{"name": "山田商店", "kana_name": "ヤマダショウテン", "email": "billing@example.com",
 			"phone": "03-1234-5678", "language": "en", "address": "東京都千代田区1-1", "registration_number": "T4011001098993", "metadata": map[string]string{"crm": "42"}})
 		cid := cus["id"].(string)
-		d.must("POST", "/v1/customers", map[string]any{"name": "佐藤花子", "email": "hanako@example.com"})
+		d.must("POST", "/v1/customers", map[string]any{"phone": "090-0000-0000", "name": "佐藤花子", "email": "hanako@example.com"})
 		d.must("GET", "/v1/customers/"+cid, nil)
 		d.must("POST", "/v1/customers/"+cid, map[string]any{"phone": "03-9999-0000"})
 		d.must("GET", "/v1/customers?limit=1", nil)
@@ -410,7 +410,7 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		}
 
 		// Idempotent replay.
-		body := map[string]any{"name": "再送", "email": "again@example.com"}
+		body := map[string]any{"name": "再送", "email": "again@example.com", "phone": "090-1234-5678"}
 		c1, first := d.do("POST", "/v1/customers", body, "Idempotency-Key", "k-1")
 		c2, second := d.do("POST", "/v1/customers", body, "Idempotency-Key", "k-1")
 		if c1 != 200 || c2 != 200 || first["id"] != second["id"] {
@@ -424,8 +424,8 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 			hdr          []string
 			want         int
 		}{
-			{"POST", "/v1/customers", map[string]any{"name": "x", "email": "x@example.com", "nickname": "x"}, nil, 400},
-			{"POST", "/v1/customers", map[string]any{"email": "x@example.com"}, nil, 400},
+			{"POST", "/v1/customers", map[string]any{"phone": "090-0000-0000", "name": "x", "email": "x@example.com", "nickname": "x"}, nil, 400},
+			{"POST", "/v1/customers", map[string]any{"phone": "090-0000-0000", "email": "x@example.com"}, nil, 400},
 			{"POST", "/v1/plans", `{"name":"x","amount":"1980","interval":"month"}`, nil, 400},
 			{"POST", "/v1/subscriptions", map[string]any{"customer": cid, "items": []any{}}, nil, 400},
 			{"GET", "/v1/invoices?status=late", nil, nil, 400},
@@ -448,7 +448,7 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 			{"POST", "/v1/invoices/" + did + "/finalize", nil, nil, 409},
 			{"POST", "/v1/invoices/" + paid + "/void", nil, nil, 409},
 			{"POST", "/v1/invoices/" + did + "/lines", map[string]any{"description": "x", "unit_amount": 1}, nil, 409},
-			{"POST", "/v1/customers", map[string]any{"name": "別", "email": "other@example.com"}, []string{"Idempotency-Key", "k-1"}, 409},
+			{"POST", "/v1/customers", map[string]any{"phone": "090-0000-0000", "name": "別", "email": "other@example.com"}, []string{"Idempotency-Key", "k-1"}, 409},
 			{"POST", "/v1/customers", `{"name":"` + strings.Repeat("x", 1<<20) + `"}`, nil, 413},
 		} {
 			if code, out := d.do(e.method, e.path, e.body, e.hdr...); code != e.want {

@@ -260,7 +260,7 @@ func TestSlowWebhookReceiverDoesNotSlowBilling(t *testing.T) {
 		rc.set(func(rc *whReceiver) { rc.hang, rc.tolerance = true, 0 })
 		t.Cleanup(rc.unhang) // before the daemon closes, which waits for deliveries in flight
 		rc.endpoint(d, "invoice.finalized")
-		cus := d.must("POST", "/v1/customers", map[string]any{"name": "山田太郎", "email": "taro@example.com"})
+		cus := d.must("POST", "/v1/customers", map[string]any{"phone": "090-0000-0000", "name": "山田太郎", "email": "taro@example.com"})
 		plan := d.must("POST", "/v1/plans", map[string]any{"name": "Pro", "amount": 1980, "interval": "month"})
 		const subs = 20
 		for range subs {

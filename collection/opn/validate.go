@@ -21,11 +21,11 @@ const (
 )
 
 // Normalize returns req with the payer's details as Create sends them: the
-// name by NormalizeName, the phone number by NormalizePhone and the e-mail
+// name by NormalizeName, the phone number by billing.NormalizePhone and the e-mail
 // address with surrounding white space trimmed.
 func Normalize(req collection.CreateRequest) collection.CreateRequest {
 	req.Payer.Name = NormalizeName(req.Payer.Name)
-	req.Payer.Phone = NormalizePhone(req.Payer.Phone)
+	req.Payer.Phone = billing.NormalizePhone(req.Payer.Phone)
 	req.Payer.Email = strings.TrimSpace(req.Payer.Email)
 	return req
 }
@@ -36,18 +36,6 @@ func Normalize(req collection.CreateRequest) collection.CreateRequest {
 func NormalizeName(s string) string {
 	return strings.Map(func(r rune) rune {
 		if unicode.IsSpace(r) {
-			return -1
-		}
-		return r
-	}, norm.NFKC.String(s))
-}
-
-// NormalizePhone applies NFKC and removes white space and hyphen-like
-// characters (dashes, the minus sign and the katakana prolonged sound mark ー
-// often typed in Japanese phone numbers).
-func NormalizePhone(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsSpace(r) || unicode.Is(unicode.Pd, r) || r == '−' || r == 'ー' {
 			return -1
 		}
 		return r
