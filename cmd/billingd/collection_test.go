@@ -244,6 +244,11 @@ func TestInvalidPayerNeedsAction(t *testing.T) {
 	if n := len(d.must("GET", "/v1/events?type=invoice.collection_action_required", nil)["data"].([]any)); n != 1 {
 		t.Fatalf("%d action_required events", n)
 	}
+	// The invoice PDF, stored once for good, is not issued without its
+	// payment code.
+	if code, _ := d.do("GET", "/v1/invoices/"+id+"/pdf", nil); code != http.StatusConflict {
+		t.Fatalf("PDF while action is required: %d, want 409", code)
+	}
 }
 
 func TestOpnLostResponseCreatesOneCharge(t *testing.T) {

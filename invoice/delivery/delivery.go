@@ -91,6 +91,11 @@ func (s *Service) Document(ctx context.Context, invoiceID, kind string) (*billin
 		if in.CollectionStatus == billing.CollectionPending || in.Status == billing.InvoiceOpen && in.CollectionStatus == billing.CollectionActive && !allIssued(vs) {
 			return nil, billing.Errorf(billing.ECONFLICT, "Invoice %s is being issued with its payment code; retry in a moment.", in.ID)
 		}
+		if in.Status == billing.InvoiceOpen && in.CollectionStatus == billing.CollectionActionRequired {
+			// Stored once and for good: not without the payment code the
+			// customer needs.
+			return nil, billing.Errorf(billing.ECONFLICT, "Invoice %s has no payment code yet (%s); its document is issued once that is resolved.", in.ID, in.CollectionError)
+		}
 		content, err = pdf.Invoice(pdf.InvoiceDoc{Invoice: in, Issuer: s.Settings.Issuer, Language: cust.Language,
 			Location: s.Settings.Location, Vouchers: live(vs), PaymentURL: s.payURL(in), Date: *in.FinalizedAt})
 	case "receipt":
@@ -223,7 +228,9 @@ func (s *Service) HandleEmail(ctx context.Context, t *billing.Task, now time.Tim
 			return errors.New("the voucher is not issued yet")
 		}
 		s.codes(&data, []*billing.Voucher{v})
-		data.DaysLeft = int(v.ExpiresAt.Sub(now).Hours()/24 + 0.5)
+		// Counted from when the reminder was due, not from this attempt: a
+		// retry sends the same message.
+		data.DaysLeft = int(v.ExpiresAt.Sub(t.CreatedAt).Hours()/24 + 0.5)
 	case mail.KindReceipt:
 		doc, err := s.Document(ctx, in.ID, "receipt")
 		if err != nil {
