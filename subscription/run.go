@@ -2,6 +2,7 @@ package subscription
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -46,52 +47,86 @@ func (s *Service) BillDue(ctx context.Context, now time.Time) (Run, error) {
 	// index entries would otherwise make every batch slower than the last).
 	// A subscription billed for one period that is due again sorts after
 	// the cursor and is met again in the same run.
-	var afterAt time.Time
-	var afterID string
+	var cur cursor
+	var errs []error
 	for {
-		var claimed, invoices, canceled int
-		err := s.DB.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-			var subs []*billing.Subscription
-			q := tx.NewSelect().Model(&subs).
-				Where("next_billing_at <= ?", now.UTC()).
-				Where("(next_billing_at, id) > (?, ?)", afterAt.UTC(), afterID).
-				Where("status IN (?)", bun.In(live)).
-				Order("next_billing_at", "id").Limit(int64(batch))
-			if s.DB.Engine == store.Postgres {
-				q = q.For("UPDATE SKIP LOCKED")
-			}
-			if err := q.Scan(ctx); err != nil {
-				return err
-			}
-			if claimed = len(subs); claimed == 0 {
-				return nil
-			}
-			last := subs[len(subs)-1]
-			afterAt, afterID = *last.NextBillingAt, last.ID
-			if err := s.loadItems(ctx, tx, subs); err != nil {
-				return err
-			}
-			invs, err := s.bill(ctx, tx, now, subs)
-			invoices = len(invs)
-			for _, sub := range subs {
-				if sub.Status == billing.SubscriptionCanceled {
-					canceled++
-				}
-			}
-			return err
-		})
+		from := cur
+		claimed, err := s.billBatch(ctx, now, &cur, batch, &run)
 		if err != nil {
-			return run, err
+			// One subscription that cannot be billed must not hold up the
+			// others: the batch again, one subscription per transaction;
+			// those that fail are skipped (and met again next run).
+			cur = from
+			for range batch {
+				n, err := s.billBatch(ctx, now, &cur, 1, &run)
+				if err != nil && cur == from { // not even claimed: nothing to skip past
+					return run, errors.Join(append(errs, err)...)
+				}
+				if err != nil {
+					errs = append(errs, fmt.Errorf("billing run: subscription %s skipped: %w", cur.id, err))
+				} else if n == 0 {
+					break
+				}
+				from = cur
+			}
+			continue
 		}
 		if claimed == 0 {
 			// Periods that started while paused were billed as paused
 			// above; now the pauses that have ended can be lifted.
-			return run, s.resumePaused(ctx, now)
+			return run, errors.Join(append(errs, s.resumePaused(ctx, now))...)
 		}
-		run.Batches++
-		run.Invoices += invoices
-		run.Canceled += canceled
 	}
+}
+
+// cursor is where a billing run stands in the due index.
+type cursor struct {
+	at time.Time
+	id string
+}
+
+// billBatch bills, in one transaction, up to limit due subscriptions after
+// cur, and moves cur past those it claimed (even if billing fails). It
+// returns how many it claimed.
+func (s *Service) billBatch(ctx context.Context, now time.Time, cur *cursor, limit int, run *Run) (int, error) {
+	var claimed, invoices, canceled int
+	err := s.DB.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		var subs []*billing.Subscription
+		q := tx.NewSelect().Model(&subs).
+			Where("next_billing_at <= ?", now.UTC()).
+			Where("(next_billing_at, id) > (?, ?)", cur.at.UTC(), cur.id).
+			Where("status IN (?)", bun.In(live)).
+			Order("next_billing_at", "id").Limit(int64(limit))
+		if s.DB.Engine == store.Postgres {
+			q = q.For("UPDATE SKIP LOCKED")
+		}
+		if err := q.Scan(ctx); err != nil {
+			return err
+		}
+		if claimed = len(subs); claimed == 0 {
+			return nil
+		}
+		last := subs[len(subs)-1]
+		*cur = cursor{*last.NextBillingAt, last.ID}
+		if err := s.loadItems(ctx, tx, subs); err != nil {
+			return err
+		}
+		invs, err := s.bill(ctx, tx, now, subs)
+		invoices = len(invs)
+		for _, sub := range subs {
+			if sub.Status == billing.SubscriptionCanceled {
+				canceled++
+			}
+		}
+		return err
+	})
+	if err != nil || claimed == 0 {
+		return claimed, err
+	}
+	run.Batches++
+	run.Invoices += invoices
+	run.Canceled += canceled
+	return claimed, nil
 }
 
 // NextDue returns the earliest instant after after at which a live

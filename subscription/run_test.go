@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -224,4 +225,43 @@ func TestConcurrentRunsBillEachPeriodOnce(t *testing.T) {
 		t.Fatalf("highest number %s, want INV-2027-001000 (gapless)", maxNum)
 	}
 	_ = inv
+}
+
+// TestOneFailingSubscriptionDoesNotHoldUpTheRun: a subscription whose next
+// period already has an invoice (written by hand, say) cannot be billed;
+// the run bills all the others, reports the one it skipped, and meets it
+// again next time.
+func TestOneFailingSubscriptionDoesNotHoldUpTheRun(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		start := time.Date(2027, 1, 10, 10, 0, 0, 0, billing.DefaultSettings().Location)
+		svc, inv, clk := newService(db, start)
+		var subs []*billing.Subscription
+		for range 10 {
+			subs = append(subs, seed(t, svc, 1980, billing.Month, start))
+		}
+		bad := subs[4]
+		next := *bad.NextBillingAt
+		first, _, err := inv.List(ctx, invoice.Filter{Subscription: bad.ID}, store.Page{Limit: 1})
+		if err != nil || len(first) != 1 {
+			t.Fatal(err)
+		}
+		blocker := *first[0]
+		blocker.ID, blocker.Number, blocker.PeriodStart, blocker.PayToken = billing.NewID(billing.PrefixInvoice), nil, &next, billing.NewToken()
+		blocker.Status = billing.InvoiceDraft
+		if _, err := db.NewInsert().Model(&blocker).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		clk.Set(next.Add(time.Hour))
+		run, err := svc.BillDue(ctx, clk.Now())
+		if err == nil || !strings.Contains(err.Error(), bad.ID) {
+			t.Fatalf("run error %v, want one naming %s", err, bad.ID)
+		}
+		if run.Invoices != 9 {
+			t.Fatalf("%d invoices, want the 9 others", run.Invoices)
+		}
+		if _, err := svc.BillDue(ctx, clk.Now()); err == nil || !strings.Contains(err.Error(), bad.ID) {
+			t.Fatalf("second run: %v, want %s met again", err, bad.ID)
+		}
+	})
 }
