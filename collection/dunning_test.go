@@ -501,3 +501,28 @@ func TestPaymentOfSecondChargeForOneAttempt(t *testing.T) {
 		}
 	})
 }
+
+// TestRetryAdoptsPaidCharge: a creation whose response was lost is
+// retried after the customer already paid the charge; the retry records
+// the payment, not just the charge.
+func TestRetryAdoptsPaidCharge(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		in := seed(t, db, nil)
+		v := mkVoucher(t, db, in, 0, 3300, StatusPending, "", false)
+		if _, err := db.NewUpdate().Model(v).Set("attempts = 1").WherePK().Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ch := &Charge{ID: "chrg_paid_early", AttemptID: v.ID, Status: StatusSuccessful, Amount: 3300, PaidAt: &t0}
+		c := newCollector(db, &fakeProvider{found: map[string]*Charge{v.ID: ch}}, billing.DunningPolicy{})
+		if err := c.createAll(ctx, t0); err != nil {
+			t.Fatal(err)
+		}
+		if got := readInvoice(t, db, in.ID); got.Status != billing.InvoicePaid || got.AmountPaid != 3300 {
+			t.Fatalf("invoice %s, paid %d; want paid 3300", got.Status, got.AmountPaid)
+		}
+		if got := vouchersByID(t, db, in)[v.ID]; got.Status != StatusSuccessful || got.ProviderID != "chrg_paid_early" {
+			t.Fatalf("voucher %s %s", got.Status, got.ProviderID)
+		}
+	})
+}

@@ -83,7 +83,8 @@ func (c *Collector) createOne(ctx context.Context, v *billing.Voucher, now time.
 	if err == nil && ch == nil {
 		ch, err = c.Provider.Create(ctx, c.request(in, cust, v))
 	}
-	var orphan bool // created at the provider for a voucher canceled meanwhile
+	var orphan bool  // created at the provider for a voucher canceled meanwhile
+	var settled bool // found no longer pending at the provider
 	txErr := c.DB.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		cur := new(billing.Voucher)
 		if err := c.DB.ForUpdate(tx.NewSelect().Model(cur).Where("id = ?", v.ID)).Scan(ctx); err != nil {
@@ -101,6 +102,13 @@ func (c *Collector) createOne(ctx context.Context, v *billing.Voucher, now time.
 			return nil // settled meanwhile (a webhook adopted it)
 		}
 		switch {
+		case err == nil && ch.Status != StatusPending:
+			// Adopted already paid, expired or failed (a retry found the
+			// charge of a lost response late): only its id here; apply,
+			// below, records what happened to it like any webhook.
+			settled = true
+			_, err := tx.NewUpdate().Model(cur).Set("provider_id = ?", ch.ID).WherePK().Exec(ctx)
+			return err
 		case err == nil:
 			fill(cur, ch, now)
 			cur.NextAttemptAt = nil
@@ -150,6 +158,9 @@ func (c *Collector) createOne(ctx context.Context, v *billing.Voucher, now time.
 		}
 		return c.actionRequired(ctx, tx, inv, fmt.Sprintf("%s refused the voucher: %s", c.Provider.Name(), cur.FailureMessage))
 	})
+	if txErr == nil && settled {
+		return c.apply(ctx, ch, now)
+	}
 	if txErr == nil && orphan {
 		if err := c.Provider.Cancel(ctx, ch.ID); err != nil {
 			c.Logger.Warn("could not cancel the charge of a voucher canceled during its creation", "voucher", v.ID, "charge", ch.ID, "err", err)

@@ -166,7 +166,17 @@ func (c *Client) Create(ctx context.Context, req collection.CreateRequest) (*col
 	if err != nil {
 		var se *stripe.Error
 		if errors.As(err, &se) && se.Type == stripe.ErrorTypeIdempotency {
-			if ch, ferr := c.FindByAttempt(ctx, req.InvoiceID, req.AttemptID, time.Time{}); ferr == nil && ch != nil && ch.Amount == req.Amount {
+			// The key's first request differed (expires_at clamped anew, or
+			// another amount): the intent it made, if the search index has
+			// it yet, is the attempt's.
+			ch, ferr := c.FindByAttempt(ctx, req.InvoiceID, req.AttemptID, time.Time{})
+			switch {
+			case ferr != nil:
+				return nil, ferr
+			case ch == nil: // not indexed yet: ask again later, never give up on a live intent
+				return nil, &collection.Error{Provider: "stripe", Code: "idempotency_error", Temporary: true,
+					Message: "Stripe has a request under this attempt's key that its search does not show yet: " + se.Msg}
+			case ch.Amount == req.Amount:
 				return ch, nil
 			}
 		}

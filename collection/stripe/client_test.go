@@ -6,7 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -427,5 +430,40 @@ func TestCreateInvalidMakesNoCall(t *testing.T) {
 	}
 	if n := len(e.fake.Requests()); n != 0 {
 		t.Errorf("%d requests", n)
+	}
+}
+
+// TestIdempotencyConflictBeforeSearchCatchesUp: a retry whose expires_at
+// was clamped anew meets Stripe's idempotency check before its search index
+// shows the intent the key made: the error is temporary (retried later,
+// when the look-up finds the live intent), never a permanent failure.
+func TestIdempotencyConflictBeforeSearchCatchesUp(t *testing.T) {
+	e := setup(t, stripekonbini.Config{})
+	target, _ := url.Parse(e.fake.URL)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/payment_intents/search") { // the index lags
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"object":"search_result","url":"/v1/payment_intents/search","has_more":false,"data":[]}`)
+			return
+		}
+		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	client, err := stripekonbini.New(stripekonbini.Config{APIKey: apiKey, WebhookSecret: secret, BaseURL: proxy.URL,
+		MaxNetworkRetries: new(int64), Clock: e.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	req := request()
+	req.ExpiresAt = time.Now().Add(90 * 24 * time.Hour) // clamped to now + 60 days, which moves
+	if _, err := client.Create(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(2 * time.Minute)
+	_, err = client.Create(ctx, req)
+	var ce *collection.Error
+	if !errors.As(err, &ce) || !ce.Temporary {
+		t.Fatalf("err = %v, want a temporary error", err)
 	}
 }

@@ -61,13 +61,20 @@ func (c *Client) ParseWebhook(header http.Header, body []byte, now time.Time) (*
 	return out, nil
 }
 
-// signatureTime returns the t= timestamp of a Stripe-Signature header.
+// signatureTime returns the t= timestamp of a Stripe-Signature header. A
+// header with more than one is refused: the signature is checked against
+// one of them, and the age must be checked against the same.
 func signatureTime(header string) (time.Time, bool) {
+	var t time.Time
+	found := false
 	for _, part := range strings.Split(header, ",") {
 		if v, ok := strings.CutPrefix(part, "t="); ok {
 			n, err := strconv.ParseInt(v, 10, 64)
-			return time.Unix(n, 0), err == nil
+			if err != nil || found {
+				return time.Time{}, false
+			}
+			t, found = time.Unix(n, 0), true
 		}
 	}
-	return time.Time{}, false
+	return t, found
 }

@@ -2,6 +2,7 @@ package stripekonbini_test
 
 import (
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -41,6 +42,8 @@ func TestParseWebhook(t *testing.T) {
 		{"ErrWrongSecret", header(stripefake.Sign("whsec_other", now, intentEvent)), intentEvent, billing.EUNAUTHORIZED, ""},
 		{"ErrStale", header(stripefake.Sign(secret, now.Add(-301*time.Second), intentEvent)), intentEvent, billing.EUNAUTHORIZED, ""},
 		{"ErrBodyChanged", header(stripefake.Sign(secret, now, intentEvent)), chargeEvent, billing.EUNAUTHORIZED, ""},
+		{"ErrStaleBehindAFreshTimestamp", header("t=" + strconv.FormatInt(now.Unix(), 10) + "," +
+			stripefake.Sign(secret, now.Add(-time.Hour), intentEvent)), intentEvent, billing.EUNAUTHORIZED, ""},
 		{"ErrNoSignature", header(""), intentEvent, billing.EUNAUTHORIZED, ""},
 		{"ErrMalformedSignature", header("garbage"), intentEvent, billing.EUNAUTHORIZED, ""},
 		{"ErrNotAnEvent", header(stripefake.Sign(secret, now, []byte(`{"object":"charge"}`))), []byte(`{"object":"charge"}`), billing.EINVALID, ""},
