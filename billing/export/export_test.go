@@ -228,6 +228,11 @@ func newFixture() *fixture {
 	credit("cn_02", in1, billing.OutcomeCustomerBalance, billing.ReasonProductUnsatisfactory, "2027-01-20 12:00:00", "2027-01-18 00:00:00",
 		taxes(billing.TaxStandard, 1000, 100, billing.TaxReduced, 1080, 86))
 	credit("cn_03", in3, billing.OutcomeOutOfBand, billing.ReasonDuplicate, "2027-02-01 10:00:00", "2027-01-31 15:00:00", taxes(billing.TaxStandard, 2000, 200))
+	// A change from a reduced-rate plan to a standard one: the 8 % rate is a
+	// credit (negative) on an invoice that is a charge overall; written off
+	// and voided.
+	in15 := inv("in_15", "cus_b", "2027-02-15 10:00:00", billing.TaxExclusive, taxes(billing.TaxStandard, 5000, 500, billing.TaxReduced, -1000, -80), billing.InvoiceVoid)
+	in15.MarkedUncollectibleAt, in15.VoidedAt = ptr(jst("2027-02-20 18:00:00")), ptr(jst("2027-02-25 10:00:00"))
 	// Outside the range: a draft, one just before and one just after.
 	inv("in_11", "cus_a", "", billing.TaxExclusive, taxes(billing.TaxStandard, 100, 10), billing.InvoiceDraft)
 	inv("in_12", "cus_a", "2026-12-31 23:59:59", billing.TaxExclusive, taxes(billing.TaxStandard, 100, 10), billing.InvoiceOpen)

@@ -73,6 +73,9 @@ func (b *builder) add(debit bool, account, sub, cat string, amount, tax int64) {
 	if amount == 0 {
 		return
 	}
+	if amount < 0 { // a rate credited on an invoice (a plan change between rates): the other side
+		debit, amount, tax = !debit, -amount, -tax
+	}
 	b.e.Lines = append(b.e.Lines, line{Debit: debit, Account: account, Sub: sub, TaxCat: cat, Amount: amount, Tax: tax})
 }
 
@@ -159,7 +162,7 @@ func allocate(amount int64, bd []billing.TaxAmount) []part {
 			p.Tax = p.Amount * t.Tax / g
 		}
 		left -= p.Amount
-		if p.Amount > 0 {
+		if p.Amount != 0 {
 			parts = append(parts, p)
 		}
 	}
