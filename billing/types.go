@@ -544,14 +544,17 @@ type Task struct {
 type BalanceTransaction struct {
 	bun.BaseModel `bun:"table:balance_transactions"`
 
-	ID            string    `bun:"id,pk" json:"id"`
-	CustomerID    string    `bun:"customer_id" json:"customer"`
-	Type          string    `bun:"type" json:"type"` // carry_over, applied_to_invoice, invoice_voided, excess_payment, proration_credit, credit_note
-	Amount        int64     `bun:"amount" json:"amount"`
-	EndingBalance int64     `bun:"ending_balance" json:"ending_balance"`
-	InvoiceID     *string   `bun:"invoice_id" json:"invoice"`
-	Description   string    `bun:"description" json:"description"`
-	CreatedAt     time.Time `bun:"created_at" json:"created"`
+	ID            string  `bun:"id,pk" json:"id"`
+	CustomerID    string  `bun:"customer_id" json:"customer"`
+	Type          string  `bun:"type" json:"type"` // carry_over, applied_to_invoice, invoice_voided, excess_payment, proration_credit, credit_note
+	Amount        int64   `bun:"amount" json:"amount"`
+	EndingBalance int64   `bun:"ending_balance" json:"ending_balance"`
+	InvoiceID     *string `bun:"invoice_id" json:"invoice"`
+	Description   string  `bun:"description" json:"description"`
+	// TaxBreakdown splits a proration credit by tax rate (negative
+	// amounts): consideration given back, which reduces sales and tax.
+	TaxBreakdown []TaxAmount `bun:"tax_breakdown,type:text" json:"tax_breakdown,omitempty"`
+	CreatedAt    time.Time   `bun:"created_at" json:"created"`
 }
 
 // MarshalJSON adds the object type.

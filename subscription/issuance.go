@@ -213,14 +213,14 @@ func (s *Service) settle(ctx context.Context, tx bun.IDB, b *issuance, sub *bill
 		return nil
 	}
 	b.consume(items, billing.ItemCredited, nil)
-	return s.credit(ctx, tx, b, sub, -in.Total)
+	return s.credit(ctx, tx, b, sub, -in.Total, in.TaxBreakdown)
 }
 
 // credit adds amount (yen, tax included) to the credit on sub's customer's
-// balance, for prorations.
-func (s *Service) credit(ctx context.Context, tx bun.IDB, b *issuance, sub *billing.Subscription, amount int64) error {
-	bal, err := invoice.AdjustBalance(ctx, tx, sub.CustomerID, -amount, "proration_credit", nil,
-		fmt.Sprintf("Credit of ¥%d (tax included) for changes to subscription %s.", amount, sub.ID), b.now)
+// balance, for prorations; bd is its split by tax rate (negative amounts).
+func (s *Service) credit(ctx context.Context, tx bun.IDB, b *issuance, sub *billing.Subscription, amount int64, bd []billing.TaxAmount) error {
+	bal, err := invoice.AdjustBalanceTaxed(ctx, tx, sub.CustomerID, -amount, "proration_credit", nil,
+		fmt.Sprintf("Credit of ¥%d (tax included) for changes to subscription %s.", amount, sub.ID), bd, b.now)
 	if err != nil {
 		return err
 	}

@@ -233,6 +233,12 @@ func newFixture() *fixture {
 	// and voided.
 	in15 := inv("in_15", "cus_b", "2027-02-15 10:00:00", billing.TaxExclusive, taxes(billing.TaxStandard, 5000, 500, billing.TaxReduced, -1000, -80), billing.InvoiceVoid)
 	in15.MarkedUncollectibleAt, in15.VoidedAt = ptr(jst("2027-02-20 18:00:00")), ptr(jst("2027-02-25 10:00:00"))
+	// A downgrade's proration credit: consideration given back, with its
+	// tax, held on the balance.
+	bal["cus_a"] -= 1100
+	f.balance = append(f.balance, &billing.BalanceTransaction{ID: "cbtxn_05", CustomerID: "cus_a", Type: "proration_credit", Amount: -1100,
+		EndingBalance: bal["cus_a"], Description: "Credit of ¥1100 (tax included) for changes to subscription sub_1.",
+		TaxBreakdown: taxes(billing.TaxStandard, -1000, -100), CreatedAt: jst("2027-02-05 12:00:00")})
 	// Outside the range: a draft, one just before and one just after.
 	inv("in_11", "cus_a", "", billing.TaxExclusive, taxes(billing.TaxStandard, 100, 10), billing.InvoiceDraft)
 	inv("in_12", "cus_a", "2026-12-31 23:59:59", billing.TaxExclusive, taxes(billing.TaxStandard, 100, 10), billing.InvoiceOpen)
@@ -378,14 +384,14 @@ func TestJournalBalancesAndMatchesTheData(t *testing.T) {
 			// ones owe nothing, but in_14 was paid in part before its void.
 			"売掛金": 9900 - 3300 + 500 - 2200,
 			// Finalized 7700+150+11000+3300+2200+5460+1100+33000+9900+500+5480, voided 3300 and 1100
-			// and what in_14's credit notes left of it, and the credit notes.
+			// and what in_14's credit notes left of it, the credit notes, and the proration credit.
 			"売上高": -(7700 + 150 + 11000 + 3300 + 2200 + 5460 + 1100 + 33000 + 9900 + 500 + 5480 - 3300 - 1100 - (5480 - 1100 - 1080) -
-				(3300 + 2266 + 2200 + 1100 + 1080)),
+				(3300 + 2266 + 2200 + 1100 + 1080) - 1100),
 			// Gross payments less fees and their VAT.
 			"預け金":   7700 - 207 + 5575 - 195 + 5575 + 3300 - 183 + 5460 - 194 + 16500 - 256 + 16500 - 256 + 2200 - 183,
 			"支払手数料": 207 + 195 + 183 + 194 + 256 + 256 + 183,
-			// The customers' balances (cus_c's credit, cus_a's credit note).
-			"前受金": -1100 - 2266,
+			// The customers' balances (cus_c's credit, cus_a's credit note and proration credit).
+			"前受金": -1100 - 2266 - 1100,
 			// The refund made elsewhere.
 			"未払金": -2200,
 			// Written off: in_06 and in_08 (both recovered later, as income); in_07's write-off is reversed by its void;
@@ -474,7 +480,7 @@ func TestTablesMatchTheData(t *testing.T) {
 	for _, r := range recs[1:] {
 		moved += atoi(t, r[5])
 	}
-	if moved != -1100-2266 || len(recs)-1 != len(f.balance) {
+	if moved != -1100-2266-1100 || len(recs)-1 != len(f.balance) {
 		t.Errorf("balance: moved %d in %d rows", moved, len(recs)-1)
 	}
 

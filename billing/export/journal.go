@@ -185,7 +185,12 @@ func (b *builder) build(r *eventRow) (*entry, error) {
 	if num == "" {
 		num = r.InvoiceID
 	}
-	memo := func(what string) string { return what + " " + num + " " + r.CustomerName }
+	memo := func(what string) string {
+		if num == "" {
+			return what + " " + r.CustomerName
+		}
+		return what + " " + num + " " + r.CustomerName
+	}
 	switch r.Ord {
 	case evSale:
 		bd, err := b.breakdown(r)
@@ -297,6 +302,21 @@ func (b *builder) build(r *eventRow) (*entry, error) {
 		}
 	case evBalance:
 		b.e.Type = typeBalance
+		if r.Type == "proration_credit" && r.Breakdown != "" && r.Breakdown != "null" {
+			// Consideration given back for time not used: sales and
+			// output tax are reduced rate by rate (negative amounts go to
+			// the debit side), and the customer holds the credit.
+			bd, err := b.breakdown(r)
+			if err != nil {
+				return nil, err
+			}
+			b.e.Memo = memo("日割り返金")
+			for _, t := range bd {
+				b.add(false, a.Sales, a.SalesSub, a.salesReturn(t.Rate), t.TaxableAmount+t.Tax, t.Tax)
+			}
+			b.add(false, a.CustomerBalance, a.CustomerBalanceSub, a.TaxNone, -r.Amount, 0)
+			break
+		}
 		switch r.Type {
 		case "carry_over":
 			b.e.Memo = memo("繰越")

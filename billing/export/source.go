@@ -128,7 +128,7 @@ var members = map[int]member{
 		"COALESCE(i.due_date, i.finalized_at)", "i.total", "0", "0", "0", "0", "COALESCE(i.tax_breakdown, '')", "''", "''", "''", "''", "0", "0", "0", "''", "''"},
 		"invoices i"},
 	evBalance: {"b.created_at", []string{"2", "b.created_at", "b.id", "COALESCE(b.invoice_id, '')", "COALESCE(i.number, '')", "b.customer_id",
-		"c.name", "b.created_at", "b.amount", "0", "0", "0", "0", "''", "''", "''", "b.type", "b.description", "b.ending_balance", "0", "0", "''", "''"},
+		"c.name", "b.created_at", "b.amount", "0", "0", "0", "0", "COALESCE(b.tax_breakdown, '')", "''", "''", "b.type", "b.description", "b.ending_balance", "0", "0", "''", "''"},
 		"balance_transactions b JOIN customers c ON c.id = b.customer_id LEFT JOIN invoices i ON i.id = b.invoice_id"},
 	evPayment: {paid, []string{"3", paid, "v.id", "v.invoice_id", "COALESCE(i.number, '')", "i.customer_id", "i.customer_name", paid,
 		"v.amount", "COALESCE(v.fee, 0)", "COALESCE(v.fee_vat, 0)", "COALESCE(v.net, v.amount)", "CASE WHEN v.fee IS NULL THEN 0 ELSE 1 END",

@@ -347,8 +347,11 @@ func TestExportYearOfBilling(t *testing.T) {
 			}
 		}
 		for _, b := range e.moves {
-			if b["type"] == "excess_payment" {
+			switch b["type"] {
+			case "excess_payment":
 				excess++
+			case "proration_credit": // consideration given back: less sales
+				sales += num(b["amount"])
 			}
 		}
 		outcomes := map[string]int{}

@@ -1,0 +1,1 @@
+ALTER TABLE balance_transactions DROP COLUMN tax_breakdown;
