@@ -27,6 +27,8 @@ type fakeProvider struct {
 	canceled []string
 	cancel   error
 	create   func(CreateRequest) (*Charge, error) // if set, creates charges
+	charges  map[string]*Charge                   // what Get answers, by charge id
+	refuse   string                               // a charge id whose Cancel fails
 }
 
 func (p *fakeProvider) Name() string                     { return "sandbox" }
@@ -42,9 +44,15 @@ func (p *fakeProvider) FindByAttempt(ctx context.Context, invoiceID, attemptID s
 	return p.found[attemptID], nil
 }
 func (p *fakeProvider) Get(ctx context.Context, id string) (*Charge, error) {
+	if ch := p.charges[id]; ch != nil {
+		return ch, nil
+	}
 	return nil, fmt.Errorf("no charge %s", id)
 }
 func (p *fakeProvider) Cancel(ctx context.Context, id string) error {
+	if id == p.refuse {
+		return &Error{Provider: "fake", Status: 400, Code: "failed_capture", Message: "cannot cancel"}
+	}
 	p.canceled = append(p.canceled, id)
 	return p.cancel
 }
@@ -523,6 +531,60 @@ func TestRetryAdoptsPaidCharge(t *testing.T) {
 		}
 		if got := vouchersByID(t, db, in)[v.ID]; got.Status != StatusSuccessful || got.ProviderID != "chrg_paid_early" {
 			t.Fatalf("voucher %s %s", got.Status, got.ProviderID)
+		}
+	})
+}
+
+// TestOneBadChargeDoesNotHoldUpReconcileOrCancel: a charge the provider
+// cannot answer for (or cancel) is set aside; the others are reconciled
+// (and canceled) in the same pass.
+func TestOneBadChargeDoesNotHoldUpReconcileOrCancel(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		now := t0.Add(3 * time.Hour) // the vouchers' deadline (t0 − 1h) is past the grace
+		bad, good := seed(t, db, nil), seed(t, db, nil)
+		vb := mkVoucher(t, db, bad, 0, 3300, StatusPending, "", true)
+		vg := mkVoucher(t, db, good, 0, 3300, StatusPending, "", true)
+		// The unanswerable voucher comes first (by deadline).
+		if _, err := db.NewUpdate().Model(vb).Set("expires_at = ?", vg.ExpiresAt.Add(-time.Hour)).WherePK().Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		p := &fakeProvider{charges: map[string]*Charge{vg.ProviderID: {ID: vg.ProviderID, Status: StatusSuccessful, Amount: 3300, PaidAt: &t0}}}
+		c := newCollector(db, p, billing.DunningPolicy{})
+		if err := c.reconcile(ctx, now); err == nil || !strings.Contains(err.Error(), vb.ID) {
+			t.Fatalf("reconcile: %v, want an error naming %s", err, vb.ID)
+		}
+		if got := readInvoice(t, db, good.ID); got.Status != billing.InvoicePaid {
+			t.Fatalf("the other invoice is %s, want paid", got.Status)
+		}
+		if got := vouchersByID(t, db, bad)[vb.ID]; got.NextAttemptAt == nil || !got.NextAttemptAt.After(now) {
+			t.Fatalf("the unanswerable voucher is asked again at %v", got.NextAttemptAt)
+		}
+
+		// Two ended invoices; the provider refuses to cancel the first one's charge.
+		a, b := seed(t, db, nil), seed(t, db, nil)
+		va := mkVoucher(t, db, a, 0, 3300, StatusPending, "", true)
+		vb2 := mkVoucher(t, db, b, 0, 3300, StatusPending, "", true)
+		for _, in := range []*billing.Invoice{a, b} {
+			if _, err := db.NewUpdate().Model(in).Set("status = 'void'").Set("collection_status = ?", billing.CollectionCanceling).WherePK().Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		first := va
+		if b.ID < a.ID {
+			first = vb2
+		}
+		p.refuse = first.ProviderID
+		if err := c.cancelAll(ctx, now); err == nil {
+			t.Fatal("cancelAll hid the refusal")
+		}
+		for _, v := range []*billing.Voucher{va, vb2} {
+			if v == first {
+				continue
+			}
+			if !slices.Contains(p.canceled, v.ProviderID) {
+				t.Fatalf("the other invoice's charge was not canceled: %v", p.canceled)
+			}
 		}
 	})
 }

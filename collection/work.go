@@ -202,37 +202,48 @@ func (c *Collector) cancelAll(ctx context.Context, now time.Time) error {
 	if err := c.DB.NewSelect().Model(&invs).Where("collection_status = ?", billing.CollectionCanceling).Order("id").Limit(100).Scan(ctx); err != nil {
 		return store.Translate(err)
 	}
+	var errs []error
 	for _, in := range invs {
-		c.Logger.Debug("canceling vouchers of ended invoice", "invoice", in.ID, "status", in.Status)
-		var vs []*billing.Voucher
-		if err := c.DB.NewSelect().Model(&vs).Where("invoice_id = ?", in.ID).Where("status = ?", StatusPending).Scan(ctx); err != nil {
+		if err := c.cancelInvoice(ctx, in, now); err != nil {
+			// One the provider refuses must not hold up the others.
+			errs = append(errs, fmt.Errorf("cancel vouchers of invoice %s: %w", in.ID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// cancelInvoice cancels the live vouchers of an ended invoice, here and at
+// the provider, and ends its collection.
+func (c *Collector) cancelInvoice(ctx context.Context, in *billing.Invoice, now time.Time) error {
+	c.Logger.Debug("canceling vouchers of ended invoice", "invoice", in.ID, "status", in.Status)
+	var vs []*billing.Voucher
+	if err := c.DB.NewSelect().Model(&vs).Where("invoice_id = ?", in.ID).Where("status = ?", StatusPending).Scan(ctx); err != nil {
+		return store.Translate(err)
+	}
+	c.Logger.Debug("live vouchers to cancel", "invoice", in.ID, "count", len(vs))
+	for _, v := range vs {
+		id := v.ProviderID
+		if id == "" && v.Attempts > 0 { // the provider may have it without our knowing
+			ch, err := c.Provider.FindByAttempt(ctx, in.ID, v.ID, v.CreatedAt)
+			if err != nil {
+				return err
+			}
+			if ch != nil {
+				id = ch.ID
+			}
+		}
+		if id != "" {
+			if err := c.Provider.Cancel(ctx, id); err != nil {
+				return err
+			}
+		}
+		v.ProviderID, v.Status, v.NextAttemptAt, v.UpdatedAt = id, StatusCanceled, nil, now.UTC()
+		if _, err := c.DB.NewUpdate().Model(v).Column("provider_id", "status", "next_attempt_at", "updated_at").WherePK().Where("status = ?", StatusPending).Exec(ctx); err != nil {
 			return store.Translate(err)
 		}
-		c.Logger.Debug("live vouchers to cancel", "invoice", in.ID, "count", len(vs))
-		for _, v := range vs {
-			id := v.ProviderID
-			if id == "" && v.Attempts > 0 { // the provider may have it without our knowing
-				ch, err := c.Provider.FindByAttempt(ctx, in.ID, v.ID, v.CreatedAt)
-				if err != nil {
-					return err
-				}
-				if ch != nil {
-					id = ch.ID
-				}
-			}
-			if id != "" {
-				if err := c.Provider.Cancel(ctx, id); err != nil {
-					return err
-				}
-			}
-			v.ProviderID, v.Status, v.NextAttemptAt, v.UpdatedAt = id, StatusCanceled, nil, now.UTC()
-			if _, err := c.DB.NewUpdate().Model(v).Column("provider_id", "status", "next_attempt_at", "updated_at").WherePK().Where("status = ?", StatusPending).Exec(ctx); err != nil {
-				return store.Translate(err)
-			}
-		}
-		if _, err := c.DB.NewUpdate().Model(in).Set("collection_status = ?", billing.CollectionNone).WherePK().Where("collection_status = ?", billing.CollectionCanceling).Exec(ctx); err != nil {
-			return store.Translate(err)
-		}
+	}
+	if _, err := c.DB.NewUpdate().Model(in).Set("collection_status = ?", billing.CollectionNone).WherePK().Where("collection_status = ?", billing.CollectionCanceling).Exec(ctx); err != nil {
+		return store.Translate(err)
 	}
 	return nil
 }
@@ -367,13 +378,21 @@ func (c *Collector) reconcile(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return store.Translate(err)
 	}
+	var errs []error
 	for _, v := range vs {
 		ch, err := c.Provider.Get(ctx, v.ProviderID)
-		if err != nil {
-			return err
+		if err == nil {
+			err = c.apply(ctx, ch, now)
 		}
-		if err := c.apply(ctx, ch, now); err != nil {
-			return err
+		if err != nil {
+			// One charge the provider cannot answer for must not hold up
+			// the others: ask about it again in an hour.
+			errs = append(errs, fmt.Errorf("reconcile voucher %s: %w", v.ID, err))
+			next := now.UTC().Add(time.Hour)
+			if _, err := c.DB.NewUpdate().Model(v).Set("next_attempt_at = ?", next).WherePK().Exec(ctx); err != nil {
+				return store.Translate(err)
+			}
+			continue
 		}
 		var next time.Time
 		switch {
@@ -392,5 +411,5 @@ func (c *Collector) reconcile(ctx context.Context, now time.Time) error {
 			return store.Translate(err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
