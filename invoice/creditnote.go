@@ -466,6 +466,12 @@ func buildCreditNote(in *billing.Invoice, prev []*billing.CreditNote, p CreditNo
 	if cn.Total <= 0 {
 		return nil, billing.Invalid("amount", "the credit note's total must be positive")
 	}
+	// Rate by rate is not enough when a rate is negative on the invoice (a
+	// plan change between rates): the credit notes together never take
+	// more than the invoice's total.
+	if left := in.Total - in.PrePaymentCreditNotes - in.PostPaymentCreditNotes; cn.Total > left {
+		return nil, billing.Invalid("amount", "only ¥%d of invoice %s's total is left to credit, asked for ¥%d", max(left, 0), num(in), cn.Total)
+	}
 	return cn, nil
 }
 

@@ -41,6 +41,10 @@ func TestBuildCreditNote(t *testing.T) {
 	one := finalized(billing.TaxExclusive, billing.RoundDown, std)
 	two := finalized(billing.TaxExclusive, billing.RoundDown, std, food)
 	incl := finalized(billing.TaxInclusive, billing.RoundDown, billing.InvoiceLine{Description: "込", Quantity: 1, UnitAmount: 1100, TaxRate: billing.TaxStandard})
+	// A plan change from the reduced rate: a credit at 8 % on an invoice
+	// that is a charge overall (5,500 − 540 = 4,960).
+	mixed := finalized(billing.TaxExclusive, billing.RoundDown, std, billing.InvoiceLine{Description: "お弁当 返金", Quantity: 1, UnitAmount: -500, TaxRate: billing.TaxReduced},
+		billing.InvoiceLine{Description: "Pro+", Quantity: 1, UnitAmount: 2000, TaxRate: billing.TaxStandard})
 	line := func(id string, q, a *int64) []CreditNoteLineParams {
 		return []CreditNoteLineParams{{InvoiceLine: id, Quantity: q, Amount: a}}
 	}
@@ -69,6 +73,7 @@ func TestBuildCreditNote(t *testing.T) {
 		{"ExactlyTheRest", one, []CreditNoteParams{{Amount: ptr[int64](3000)}}, CreditNoteParams{Amount: ptr[int64](300)}, 300, 28, 300, billing.TaxInclusive, ""},
 		// An amount credited by amount leaves less to credit by line.
 		{"ErrLineAfterAmount", one, []CreditNoteParams{{Amount: ptr[int64](3000)}}, CreditNoteParams{Lines: line("il_0", ptr[int64](1), nil)}, 0, 0, 0, "", "amount"},
+		{"ErrBeyondTheTotalWithANegativeRate", mixed, nil, CreditNoteParams{Lines: []CreditNoteLineParams{{InvoiceLine: "il_0"}, {InvoiceLine: "il_2"}}}, 0, 0, 0, "", "amount"},
 		{"ErrQuantity", one, nil, CreditNoteParams{Lines: line("il_0", ptr[int64](4), nil)}, 0, 0, 0, "", "lines[0].quantity"},
 		{"ErrQuantityAndAmount", one, nil, CreditNoteParams{Lines: line("il_0", ptr[int64](1), ptr[int64](1))}, 0, 0, 0, "", "lines[0].amount"},
 		{"ErrUnknownLine", one, nil, CreditNoteParams{Lines: line("il_9", nil, nil)}, 0, 0, 0, "", "lines[0].invoice_line"},
