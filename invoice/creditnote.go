@@ -424,8 +424,24 @@ func buildCreditNote(in *billing.Invoice, prev []*billing.CreditNote, p CreditNo
 		}
 		// The amount includes tax, whatever the invoice's behavior.
 		cn.TaxBehavior = billing.TaxInclusive
+		// The original transaction's period (the invoice's, or its lines'),
+		// which the credit note must show.
+		start, end := in.PeriodStart, in.PeriodEnd
+		for _, il := range in.Lines {
+			if start == nil && il.PeriodStart != nil && il.PeriodEnd != nil {
+				start, end = il.PeriodStart, il.PeriodEnd
+			}
+			if in.PeriodStart == nil && il.PeriodStart != nil && il.PeriodEnd != nil {
+				if il.PeriodStart.Before(*start) {
+					start = il.PeriodStart
+				}
+				if il.PeriodEnd.After(*end) {
+					end = il.PeriodEnd
+				}
+			}
+		}
 		cn.Lines = []*billing.CreditNoteLine{{ID: billing.NewID(billing.PrefixCreditNoteLine), CreditNoteID: cn.ID, Quantity: 1,
-			UnitAmount: *p.Amount, Amount: *p.Amount, TaxRate: in.TaxBreakdown[0].Rate}}
+			UnitAmount: *p.Amount, Amount: *p.Amount, TaxRate: in.TaxBreakdown[0].Rate, PeriodStart: start, PeriodEnd: end}}
 	default:
 		return nil, billing.Invalid("lines", "lines or amount is required")
 	}
@@ -469,8 +485,12 @@ func buildCreditNote(in *billing.Invoice, prev []*billing.CreditNote, p CreditNo
 	// Rate by rate is not enough when a rate is negative on the invoice (a
 	// plan change between rates): the credit notes together never take
 	// more than the invoice's total.
-	if left := in.Total - in.PrePaymentCreditNotes - in.PostPaymentCreditNotes; cn.Total > left {
-		return nil, billing.Invalid("amount", "only ¥%d of invoice %s's total is left to credit, asked for ¥%d", max(left, 0), num(in), cn.Total)
+	rest := in.Total
+	for _, c := range prev {
+		rest -= c.Total
+	}
+	if cn.Total > rest {
+		return nil, billing.Invalid("amount", "only ¥%d of invoice %s's total is left to credit, asked for ¥%d", max(rest, 0), num(in), cn.Total)
 	}
 	return cn, nil
 }
