@@ -347,7 +347,9 @@ func receiptPDF(doc ReceiptDoc, font fontSource) ([]byte, error) {
 		y = max(y+44, yr+6)
 		p.size(10.5)
 		p.text(left, y, width, 7, l.breakdown+sep(l)+l.number+" "+*in.Number, "L")
-		d.totals(y+8, in, false)
+		// The invoice's totals by rate, then what took it to the amount
+		// received: the balance applied and credit notes before payment.
+		d.totals(y+8, in, in.StartingBalance != 0 || in.PrePaymentCreditNotes != 0)
 	})
 }
 
@@ -460,6 +462,13 @@ func (d drawer) lineItems(y float64, in *billing.Invoice) float64 {
 			desc += " ※"
 		}
 		ls := p.lines(desc, cols[0])
+		// The transaction's date, which a qualified invoice must give: a
+		// line's own period where the invoice's does not cover it (a
+		// proration's is in its description).
+		if ln.PeriodStart != nil && ln.PeriodEnd != nil && !ln.Proration &&
+			!(in.PeriodStart != nil && in.PeriodEnd != nil && ln.PeriodStart.Equal(*in.PeriodStart) && ln.PeriodEnd.Equal(*in.PeriodEnd)) {
+			ls = append(ls, "("+l.span(ln.PeriodStart.In(d.loc), ln.PeriodEnd.In(d.loc))+")")
+		}
 		h := float64(len(ls))*lh + 1.5
 		if y+h > bottom {
 			p.f.AddPage()
@@ -470,7 +479,11 @@ func (d drawer) lineItems(y float64, in *billing.Invoice) float64 {
 			p.text(left, y+0.75+float64(i)*lh, cols[0], lh, s, "L")
 		}
 		x := left + cols[0]
-		for i, s := range []string{fmt.Sprint(ln.Quantity), yen(ln.UnitAmount), l.rateLabel(ln.TaxRate), yen(ln.Amount)} {
+		unit := yen(ln.UnitAmount)
+		if ln.Proration {
+			unit = "" // a share of the period (in the description): quantity × unit price is not the amount
+		}
+		for i, s := range []string{fmt.Sprint(ln.Quantity), unit, l.rateLabel(ln.TaxRate), yen(ln.Amount)} {
 			align := "R"
 			if i == 2 {
 				align = "C"
@@ -531,6 +544,9 @@ func (d drawer) totals(y float64, in *billing.Invoice, due bool) float64 {
 	}
 	if in.StartingBalance != 0 {
 		row(l.balance, in.StartingBalance)
+	}
+	if in.PrePaymentCreditNotes != 0 {
+		row(l.credited, -in.PrePaymentCreditNotes)
 	}
 	p.f.Line(right-80, y, right, y)
 	p.size(10.5)

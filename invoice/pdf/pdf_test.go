@@ -390,3 +390,38 @@ func benchmark(b *testing.B, render func() ([]byte, error)) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "PDFs/s")
 	b.ReportMetric(float64(size), "bytes/PDF")
 }
+
+// TestProrationLineHasNoUnitPrice: a proration line is a share of a period
+// (its description says which): it shows its quantity and amount, not a
+// unit price that times the quantity would not give the amount.
+func TestProrationLineHasNoUnitPrice(t *testing.T) {
+	doc := invoiceJA()
+	in := doc.Invoice
+	in.Lines = append(in.Lines, &billing.InvoiceLine{Description: "追加ユーザー 未使用分の返金（2027/01/21〜2027/02/01）", Quantity: 3,
+		UnitAmount: 7777, Amount: -1277, TaxRate: billing.TaxStandard, Proration: true})
+	pdf, err := Invoice(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := pdfText(t, pdf)
+	if strings.Contains(text, "7,777") || !strings.Contains(text, "-¥1,277") {
+		t.Errorf("proration line: unit price shown, or amount missing:\n%s", text)
+	}
+}
+
+// TestLinePeriodPrinted: a line whose period the invoice's does not cover
+// (a one-off invoice for work done earlier) prints it: the transaction date
+// a qualified invoice must give.
+func TestLinePeriodPrinted(t *testing.T) {
+	doc := invoiceJA()
+	in := doc.Invoice
+	in.PeriodStart, in.PeriodEnd = nil, nil
+	in.Lines[1].PeriodStart, in.Lines[1].PeriodEnd = at(2027, 2, 1, 0, 0, 0), at(2027, 2, 11, 0, 0, 0)
+	pdf, err := Invoice(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flat := strings.Join(strings.Fields(pdfText(t, pdf)), ""); !strings.Contains(flat, "(2027年2月1日〜2027年2月10日)") {
+		t.Errorf("the line's period is not printed:\n%s", flat)
+	}
+}

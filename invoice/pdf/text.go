@@ -17,7 +17,7 @@ type labels struct {
 	amountDue, amountReceived              string
 	description, qty, unitPrice, rate, amt string
 	subtotalExcl, subtotalIncl, total      string
-	balance, paid, payable                 string
+	balance, credited, paid, payable       string
 	taxable, exempt, tax, reducedLegend    string
 	breakdown, registration                string
 	payHeading, payAmount, payDeadline     string
@@ -43,7 +43,7 @@ var ja = labels{
 	amountDue:    "ご請求金額（税込）", amountReceived: "領収金額（税込）",
 	description: "品目", qty: "数量", unitPrice: "単価", rate: "税率", amt: "金額",
 	subtotalExcl: "小計（税抜）", subtotalIncl: "小計（税込）", total: "合計（税込）",
-	balance: "前回からの繰越・充当", paid: "お支払済", payable: "ご請求金額",
+	balance: "前回からの繰越・充当", credited: "返還（値引き・返品等）", paid: "お支払済", payable: "ご請求金額",
 	taxable: "%d%%対象（税抜）", exempt: "非課税", tax: "消費税", reducedLegend: "※は軽減税率対象",
 	breakdown: "内訳", registration: "登録番号",
 	payHeading: "お支払い方法：コンビニ払い", payAmount: "お支払金額", payDeadline: "お支払期限",
@@ -76,7 +76,7 @@ var en = labels{
 	amountDue:    "Amount due (tax incl.)", amountReceived: "Amount received (tax incl.)",
 	description: "Description", qty: "Qty", unitPrice: "Unit price", rate: "Tax", amt: "Amount",
 	subtotalExcl: "Subtotal (excl. tax)", subtotalIncl: "Subtotal (incl. tax)", total: "Total (incl. tax)",
-	balance: "Balance carried or applied", paid: "Paid", payable: "Amount due",
+	balance: "Balance carried or applied", credited: "Credit notes", paid: "Paid", payable: "Amount due",
 	taxable: "%d%% taxable (excl. tax)", exempt: "Tax exempt", tax: "Consumption tax", reducedLegend: "※ Reduced tax rate (8%) item",
 	breakdown: "Breakdown", registration: "Registration number",
 	payHeading: "How to pay: at a convenience store (Konbini)", payAmount: "Amount", payDeadline: "Pay by",
@@ -130,7 +130,7 @@ var staticRunes = func() *runeSet {
 func (l *labels) strings() []string {
 	out := []string{l.invoice, l.receipt, l.number, l.issued, l.period, l.due, l.received, l.intro,
 		l.receiptIntro, l.receiptFor, l.amountDue, l.amountReceived, l.description, l.qty, l.unitPrice, l.rate, l.amt,
-		l.subtotalExcl, l.subtotalIncl, l.total, l.balance, l.paid, l.payable, l.taxable, l.exempt, l.tax,
+		l.subtotalExcl, l.subtotalIncl, l.total, l.balance, l.credited, l.paid, l.payable, l.taxable, l.exempt, l.tax,
 		l.reducedLegend, l.breakdown, l.registration, l.payHeading, l.payAmount, l.payDeadline, l.part, l.store,
 		l.code, l.confirmation, l.stores, l.instructions, l.payPage, l.method, l.konbini, l.allStores,
 		l.billTo, l.receivedFrom}
