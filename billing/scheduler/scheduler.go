@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,8 +45,25 @@ type Scheduler struct {
 func (s *Scheduler) RunDue(ctx context.Context, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.runJobs(ctx, now)
+}
+
+// RunNow runs the named jobs (all, if none is named), in the registry's
+// order, at the clock's time once no other round is running: the same
+// one-at-a-time, panic-safe rounds as RunDue, for work started outside the
+// schedule (a kick after an API write or a webhook).
+func (s *Scheduler) RunNow(ctx context.Context, clock billing.Clock, names ...string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runJobs(ctx, clock.Now(), names...)
+}
+
+func (s *Scheduler) runJobs(ctx context.Context, now time.Time, names ...string) error {
 	var first error
 	for _, j := range s.Jobs {
+		if len(names) > 0 && !slices.Contains(names, j.Name) {
+			continue
+		}
 		if err := s.run(ctx, j, now); err != nil && first == nil {
 			first = err
 		}
@@ -85,7 +103,7 @@ func (s *Scheduler) run(ctx context.Context, j Job, now time.Time) (err error) {
 func (s *Scheduler) Cron(ctx context.Context, spec string, loc *time.Location, clock billing.Clock) (*cron.Cron, error) {
 	logger := cron.VerbosePrintfLogger(slog.NewLogLogger(s.Logger.Handler(), slog.LevelDebug))
 	c := cron.New(cron.WithLocation(loc), cron.WithChain(cron.Recover(logger), cron.SkipIfStillRunning(logger)))
-	if _, err := c.AddFunc(spec, func() { _ = s.RunDue(ctx, clock.Now()) }); err != nil {
+	if _, err := c.AddFunc(spec, func() { _ = s.RunNow(ctx, clock) }); err != nil {
 		return nil, fmt.Errorf("BILLING_CRON %q: %w", spec, err)
 	}
 	return c, nil
@@ -102,8 +120,9 @@ func ValidateSpec(spec string) error {
 type TestClock struct {
 	DB *store.DB
 
-	mu  sync.Mutex
-	now time.Time
+	mu        sync.Mutex
+	now       time.Time
+	advancing sync.Mutex // one Advance at a time: the clock only moves forward
 }
 
 // testClockKey is the settings row that stores the test clock.
@@ -147,6 +166,8 @@ func (c *TestClock) set(ctx context.Context, t time.Time) error {
 // job of s has work and running all jobs there, then runs them at to. It
 // returns the number of stops. Moving backwards is refused.
 func (c *TestClock) Advance(ctx context.Context, s *Scheduler, to time.Time) (int, error) {
+	c.advancing.Lock()
+	defer c.advancing.Unlock()
 	cur := c.Now()
 	if to.Before(cur) {
 		return 0, billing.Invalid("to", "the test clock cannot move backwards (now %s)", cur.Format(time.RFC3339))

@@ -152,6 +152,7 @@ type Main struct {
 	server   *http.Server
 	sandbox  *sandbox.Server
 	kick     chan struct{}
+	quit     chan struct{} // stops the kick loop
 	cron     *cron.Cron
 	stopping atomic.Bool
 	wg       sync.WaitGroup
@@ -345,22 +346,26 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 		m.cron.Start()
-		go m.Scheduler.RunDue(bg, m.Clock.Now()) //nolint:errcheck // catch up at start; errors are logged
+		m.wg.Add(1)
+		go func() { // catch up at start; errors are logged
+			defer m.wg.Done()
+			_ = m.Scheduler.RunNow(bg, m.Clock)
+		}()
 	}
 	// A kick (a webhook arrived, an invoice was finalized) runs collection
-	// now instead of at the next tick.
+	// now instead of at the next tick, as a round of the scheduler (one
+	// round at a time, panics recovered, errors logged and counted).
+	quit := make(chan struct{})
+	m.quit = quit
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		for {
 			select {
-			case <-bg.Done():
+			case <-quit:
 				return
 			case <-m.kick:
-				now := m.Clock.Now()
-				if err := errors.Join(m.Collector.Run(bg, now), m.Outbox.Run(bg, now), m.Webhooks.Run(bg, now)); err != nil && bg.Err() == nil {
-					m.Logger.Error("collection", "err", err)
-				}
+				_ = m.Scheduler.RunNow(bg, m.Clock, "collection", "outbox", "webhooks")
 			}
 		}
 	}()
@@ -375,12 +380,40 @@ func (m *Main) Run(ctx context.Context) error {
 	return nil
 }
 
-// Close shuts down in order: stop cron and wait for the running round, drain
-// HTTP, then close the database.
+// shutdownGrace is how long Close lets the running round of jobs finish
+// before canceling it.
+const shutdownGrace = 10 * time.Second
+
+// Close shuts down in order: stop cron and the kicks and let the running
+// round finish (it may still call the sandbox over HTTP), drain HTTP, then
+// cancel what is left and close the database.
 func (m *Main) Close() error {
 	m.stopping.Store(true)
 	if m.cron != nil {
 		<-m.cron.Stop().Done()
+	}
+	if m.quit != nil {
+		close(m.quit)
+		m.quit = nil // Close may be called again
+	}
+	// The running round (a kick, the start-up catch-up, a request's) may
+	// finish, for a while: a provider that does not answer is cut off.
+	done := make(chan struct{})
+	go func() {
+		m.wg.Wait()
+		if m.Scheduler != nil {
+			m.Scheduler.Wait()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(shutdownGrace):
+		m.Logger.Warn("shutdown: the running round did not finish in time; canceling it", "grace", shutdownGrace)
+		if m.cancel != nil {
+			m.cancel()
+		}
+		<-done
 	}
 	var errs []error
 	if m.server != nil {
@@ -389,13 +422,11 @@ func (m *Main) Close() error {
 		errs = append(errs, m.server.Shutdown(ctx))
 	}
 	if m.Scheduler != nil {
-		// Wait for a round started outside cron (the start-up catch-up).
-		m.Scheduler.Wait()
+		m.Scheduler.Wait() // one a drained request was still running
 	}
 	if m.cancel != nil {
 		m.cancel()
 	}
-	m.wg.Wait()
 	if m.Webhooks != nil {
 		m.Webhooks.Close() // deliveries in flight end within their timeout
 	}
