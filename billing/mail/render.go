@@ -51,7 +51,11 @@ type MailData struct {
 	DaysLeft      int                   // reminder: days until Deadline
 	PaidAt        time.Time             // receipt: when the payment arrived
 	PaymentCodes  []billing.PaymentCode // one per store, or one with no store for all
-	PayURL        string                // the customer's payment page
+	// Parts, for an invoice collected in parts (above the provider's
+	// maximum for one voucher): each part's amount, deadline and codes.
+	// The templates list them instead of PaymentCodes.
+	Parts  []Part
+	PayURL string // the customer's payment page
 	// Credit notes (KindCreditNote).
 	CreditNoteNumber string // e.g. CN-2027-000001
 	CreditAmount     int64  // the credit note's total, tax included
@@ -59,6 +63,14 @@ type MailData struct {
 	// SubscriptionOutcome (KindOverdue) is what became of the invoice's
 	// subscription: past_due, unpaid, canceled, or "" for a one-off invoice.
 	SubscriptionOutcome string
+}
+
+// Part is one voucher of an invoice collected in parts.
+type Part struct {
+	Number       int // 1, 2, …
+	Amount       int64
+	Deadline     time.Time
+	PaymentCodes []billing.PaymentCode
 }
 
 // page is what a template executes on: the data and the rendered subject.

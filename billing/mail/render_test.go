@@ -207,3 +207,26 @@ func BenchmarkRender(b *testing.B) {
 		}
 	}
 }
+
+// TestPartsListed: an invoice collected in parts lists each part with its
+// own amount, deadline and codes, in both languages and both bodies.
+func TestPartsListed(t *testing.T) {
+	for _, lang := range Languages {
+		d := sampleData(lang)
+		d.Amount = 99000
+		d.Parts = []Part{
+			{Number: 1, Amount: 49500, Deadline: d.Deadline, PaymentCodes: []billing.PaymentCode{{Store: "lawson", PaymentCode: "LW-PART-1"}}},
+			{Number: 2, Amount: 49500, Deadline: d.Deadline.AddDate(0, 0, 1), PaymentCodes: []billing.PaymentCode{{Store: "lawson", PaymentCode: "LW-PART-2"}}},
+		}
+		_, text, html, err := Render(KindInvoice, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, body := range []string{text, html} {
+			i1, i2 := strings.Index(body, "LW-PART-1"), strings.Index(body, "LW-PART-2")
+			if i1 < 0 || i2 < i1 || strings.Count(body, "49,500") != 2 || strings.Contains(body, "123456789012") {
+				t.Errorf("%s: parts not listed with their amounts and codes:\n%s", lang, body)
+			}
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -224,6 +225,12 @@ func TestAboveMaximumSplitOrActionRequired(t *testing.T) {
 		}
 		return n == 3
 	})
+	// The invoice e-mail lists each part with its amount and codes.
+	num := split.must("GET", "/v1/invoices/"+id, nil)["number"].(string)
+	eventually(t, "the invoice e-mail", func() bool { return len(split.mailsAbout(num)) > 0 })
+	if body := split.mailsAbout(num)[0].text; !strings.Contains(body, "【3枚目】40,000円") {
+		t.Errorf("the invoice e-mail does not list the parts:\n%s", body)
+	}
 	vs := split.must("GET", "/v1/invoices/"+id+"/charges", nil)["data"].([]any)
 	for _, v := range vs {
 		split.must("POST", "/sandbox/charges/"+v.(map[string]any)["provider_id"].(string)+"/mark_as_paid", nil)

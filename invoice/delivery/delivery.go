@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -323,6 +324,18 @@ func (s *Service) codes(data *mail.MailData, vs []*billing.Voucher) {
 	}
 	if len(vs) == 1 {
 		data.Amount = vs[0].Amount
+		return
+	}
+	// An invoice collected in parts: each part with its own amount,
+	// deadline and codes.
+	vs = slices.Clone(vs)
+	slices.SortFunc(vs, func(a, b *billing.Voucher) int { return a.Part - b.Part })
+	for i, v := range vs {
+		p := mail.Part{Number: i + 1, Amount: v.Amount, PaymentCodes: v.PaymentCodes}
+		if v.ExpiresAt != nil {
+			p.Deadline = *v.ExpiresAt
+		}
+		data.Parts = append(data.Parts, p)
 	}
 }
 
