@@ -92,7 +92,28 @@ func (p CustomerParams) apply(c *billing.Customer) error {
 
 func validEmail(s string) bool {
 	a, err := mail.ParseAddress(s)
-	return err == nil && a.Address == s && a.Name == "" && len(s) <= 254
+	if err != nil || a.Address != s || a.Name != "" || len(s) > 254 {
+		return false
+	}
+	// A domain a message can be delivered to: dotted labels of letters,
+	// digits and hyphens (not at a label's ends), not a bare host or an
+	// address literal.
+	_, domain, _ := strings.Cut(s[strings.LastIndex(s, "@"):], "@")
+	labels := strings.Split(domain, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r > 127) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // CreateCustomer creates a customer.
