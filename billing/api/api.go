@@ -234,6 +234,9 @@ func decode(r *http.Request, v any) error {
 			if _, terr := dec.Token(); terr != io.EOF {
 				return billing.Invalid("", "Invalid request body: data after the JSON value.")
 			}
+			if k := inexactKey(body, v); k != "" {
+				return billing.Invalid(k, "Received unknown parameter: %s (parameter names are lower case, as documented).", k)
+			}
 		}
 	}
 	var (
@@ -259,6 +262,46 @@ func decode(r *http.Request, v any) error {
 		return billing.Invalid(f, "Received unknown parameter: %s.", f)
 	}
 	return billing.Invalid("", "Invalid request body: %v.", err)
+}
+
+// inexactKey returns a top-level key of body that names a field of v (a
+// pointer to a struct) only case-insensitively, as encoding/json accepts:
+// the API's names are exact. "" if there is none.
+func inexactKey(body []byte, v any) string {
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return ""
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) != nil {
+		return ""
+	}
+	names := map[string]bool{}
+	var collect func(t reflect.Type)
+	collect = func(t reflect.Type) {
+		for f := range t.Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			switch {
+			case name == "-":
+			case f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct:
+				collect(f.Type)
+			case name == "":
+				names[f.Name] = true
+			default:
+				names[name] = true
+			}
+		}
+	}
+	collect(t)
+	for k := range fields {
+		if !names[k] {
+			return k
+		}
+	}
+	return ""
 }
 
 // timeField returns the JSON name of the first top-level time field of v

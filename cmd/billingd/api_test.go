@@ -48,6 +48,7 @@ func TestBadInputIsRejectedAndWritesNothing(t *testing.T) {
 			{"CurrencyUSD", "/v1/plans", map[string]any{"name": "x", "amount": 100, "currency": "usd", "interval": "month"}, 400, "currency"},
 			{"BadInterval", "/v1/plans", map[string]any{"name": "x", "amount": 100, "interval": "fortnight"}, 400, "interval"},
 			{"BadTaxRate", "/v1/plans", map[string]any{"name": "x", "amount": 100, "interval": "month", "tax_rate": "luxury"}, 400, "tax_rate"},
+			{"FieldNameCase", "/v1/plans", map[string]any{"NAME": "x", "amount": 100, "interval": "month"}, 400, "NAME"},
 			{"UnknownField", "/v1/plans", map[string]any{"name": "x", "amount": 100, "interval": "month", "colour": "red"}, 400, "colour"},
 			{"MalformedJSON", "/v1/customers", `{"name": "x",`, 400, ""},
 			{"TrailingJSON", "/v1/customers", `{"name":"x","email":"x@example.com","phone":"0312345678"} {}`, 400, ""},
