@@ -283,18 +283,25 @@ func (c *Collector) cancelPart(ctx context.Context, tx bun.Tx, in *billing.Invoi
 		return err
 	}
 	for _, o := range vs {
-		o.Status, o.FailureMessage, o.UpdatedAt = StatusCanceled, "The expired voucher it replaced was paid.", now
-		if _, err := tx.NewUpdate().Model(o).Column("status", "failure_message", "updated_at").WherePK().Exec(ctx); err != nil {
-			return err
-		}
-		if o.Attempts > 0 {
-			if err := outbox.Enqueue(ctx, tx, invoice.TaskCancelVoucher, o.ID, in.ID, now); err != nil {
-				return err
-			}
-		}
-		if err := record(ctx, tx, now, "invoice.voucher_canceled", in.ID, o); err != nil {
+		if err := cancelHere(ctx, tx, in, o, "The expired voucher it replaced was paid.", o.Attempts > 0, now); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// cancelHere cancels voucher v of invoice in here, msg saying why, with its
+// event; if an attempt may have reached the provider (mayExist), an outbox
+// task looks the charge up and cancels it there too.
+func cancelHere(ctx context.Context, tx bun.Tx, in *billing.Invoice, v *billing.Voucher, msg string, mayExist bool, now time.Time) error {
+	v.Status, v.FailureMessage, v.UpdatedAt = StatusCanceled, msg, now.UTC()
+	if _, err := tx.NewUpdate().Model(v).Column("status", "failure_message", "updated_at", "next_attempt_at").WherePK().Exec(ctx); err != nil {
+		return err
+	}
+	if mayExist {
+		if err := outbox.Enqueue(ctx, tx, invoice.TaskCancelVoucher, v.ID, in.ID, now); err != nil {
+			return err
+		}
+	}
+	return record(ctx, tx, now, "invoice.voucher_canceled", in.ID, v)
 }

@@ -12,9 +12,7 @@ import (
 
 	"billingd/billing"
 	"billingd/billing/mail"
-	"billingd/billing/outbox"
 	"billingd/billing/store"
-	"billingd/invoice"
 	"billingd/invoice/delivery"
 )
 
@@ -344,17 +342,8 @@ func (c *Collector) withdraw(ctx context.Context, v *billing.Voucher, now time.T
 		if cur.ProviderID != "" || cur.Status != StatusPending || in.Status == billing.InvoiceOpen {
 			return nil // settled meanwhile
 		}
-		cur.Status, cur.NextAttemptAt, cur.UpdatedAt = StatusCanceled, nil, now.UTC()
-		cur.FailureMessage = fmt.Sprintf("Not issued: the invoice is %s.", in.Status)
-		if _, err := tx.NewUpdate().Model(cur).Column("status", "next_attempt_at", "failure_message", "updated_at").WherePK().Exec(ctx); err != nil {
-			return err
-		}
-		if cur.Attempts > 1 {
-			if err := outbox.Enqueue(ctx, tx, invoice.TaskCancelVoucher, cur.ID, in.ID, now); err != nil {
-				return err
-			}
-		}
-		if err := record(ctx, tx, now, "invoice.voucher_canceled", in.ID, cur); err != nil {
+		cur.NextAttemptAt = nil // this pass's lease: no creation is in flight
+		if err := cancelHere(ctx, tx, in, cur, fmt.Sprintf("Not issued: the invoice is %s.", in.Status), cur.Attempts > 1, now); err != nil {
 			return err
 		}
 		live, err := tx.NewSelect().Model((*billing.Voucher)(nil)).Where("invoice_id = ?", in.ID).Where("status = ?", StatusPending).Exists(ctx)
