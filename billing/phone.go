@@ -20,11 +20,17 @@ func NormalizePhone(s string) string {
 	}, norm.NFKC.String(s))
 }
 
-// ValidPhone reports whether s is a Japanese phone number as Konbini
-// providers take it: 10 or 11 digits once normalized.
+// The digits of a Japanese phone number, as Konbini providers take it.
+const (
+	MinPhoneDigits = 10
+	MaxPhoneDigits = 11
+)
+
+// ValidPhone reports whether s is a Japanese phone number: MinPhoneDigits
+// to MaxPhoneDigits digits once normalized.
 func ValidPhone(s string) bool {
 	d := NormalizePhone(s)
-	if len(d) < 10 || len(d) > 11 {
+	if len(d) < MinPhoneDigits || len(d) > MaxPhoneDigits {
 		return false
 	}
 	for _, r := range d {

@@ -231,7 +231,7 @@ func (c *Collector) expired(ctx context.Context, tx bun.Tx, in *billing.Invoice,
 	}
 	used, err := tx.NewSelect().Model((*billing.Voucher)(nil)).Where("invoice_id = ?", in.ID).Where("part = ?", v.Part).
 		Where("status IN (?)", bun.In([]string{StatusFailed, StatusExpired, StatusCanceled})).
-		Where("failure_code NOT IN (?)", bun.In([]string{invoice.VoucherReplaced, invoice.VoucherReplacedAfterPayment})).Count(ctx)
+		Where("failure_code NOT IN (?)", bun.In(invoice.ReplacedCodes)).Count(ctx)
 	if err != nil {
 		return err
 	}

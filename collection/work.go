@@ -354,6 +354,10 @@ func (c *Collector) withdraw(ctx context.Context, v *billing.Voucher, now time.T
 	})
 }
 
+// reconcileWindow is how long after its deadline a voucher is asked about:
+// the provider's answer is final by then.
+const reconcileWindow = 90 * 24 * time.Hour
+
 // reconcile asks the provider about vouchers well past their deadline: live
 // ones, and ones canceled here that the provider may not have been able to
 // cancel (Opn), so a lost webhook never leaves a payment or an expiry
@@ -362,7 +366,7 @@ func (c *Collector) reconcile(ctx context.Context, now time.Time) error {
 	var vs []*billing.Voucher
 	err := c.DB.NewSelect().Model(&vs).Where("status IN (?)", bun.In([]string{StatusPending, StatusCanceled})).Where("provider_id <> ''").
 		Where("expires_at < ?", now.UTC().Add(-graceAfterExpiry)).
-		Where("expires_at > ?", now.UTC().Add(-90*24*time.Hour)). // the provider's answer is final by then
+		Where("expires_at > ?", now.UTC().Add(-reconcileWindow)).
 		Where("next_attempt_at IS NULL OR next_attempt_at <= ?", now.UTC()).Order("expires_at").Limit(100).Scan(ctx)
 	if err != nil {
 		return store.Translate(err)
@@ -373,26 +377,21 @@ func (c *Collector) reconcile(ctx context.Context, now time.Time) error {
 		if err == nil {
 			err = c.apply(ctx, ch, now)
 		}
-		if err != nil {
+		var next time.Time
+		switch {
+		case err != nil:
 			// One charge the provider cannot answer for must not hold up
 			// the others: ask about it again in an hour.
 			errs = append(errs, fmt.Errorf("reconcile voucher %s: %w", v.ID, err))
-			next := now.UTC().Add(time.Hour)
-			if _, err := c.DB.NewUpdate().Model(v).Set("next_attempt_at = ?", next).WherePK().Exec(ctx); err != nil {
-				return store.Translate(err)
-			}
-			continue
-		}
-		var next time.Time
-		switch {
+			next = now.UTC().Add(time.Hour)
 		case ch.Status == StatusPending && v.Status == StatusCanceled:
 			next = now.UTC().Add(24 * time.Hour) // ask again tomorrow: it should have expired
 		case ch.Status == StatusPending:
 			next = now.UTC().Add(time.Hour) // ask again later, not on every pass
 		case v.Status == StatusCanceled && ch.Status != StatusSuccessful:
 			// The provider's answer is final and was not a payment: never
-			// ask again (past the 90-day window of the query above).
-			next = v.ExpiresAt.UTC().Add(91 * 24 * time.Hour)
+			// ask again (past the window of the query above).
+			next = v.ExpiresAt.UTC().Add(reconcileWindow + 24*time.Hour)
 		default:
 			continue
 		}

@@ -3,6 +3,7 @@ package invoice
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -29,10 +30,11 @@ const (
 	VoucherReplacedAfterPayment = "replaced_after_payment"
 )
 
+// ReplacedCodes lists the failure codes of replaced vouchers.
+var ReplacedCodes = []string{VoucherReplaced, VoucherReplacedAfterPayment}
+
 // Replaced reports whether a voucher's failure code says it was replaced.
-func Replaced(failureCode string) bool {
-	return failureCode == VoucherReplaced || failureCode == VoucherReplacedAfterPayment
-}
+func Replaced(failureCode string) bool { return slices.Contains(ReplacedCodes, failureCode) }
 
 // CreditNoteLineParams credits part of an invoice line: a quantity of it
 // (at its unit amount), an amount of it, or, with neither, all of it that is
@@ -428,16 +430,14 @@ func buildCreditNote(in *billing.Invoice, prev []*billing.CreditNote, p CreditNo
 		// which the credit note must show.
 		start, end := in.PeriodStart, in.PeriodEnd
 		for _, il := range in.Lines {
-			if start == nil && il.PeriodStart != nil && il.PeriodEnd != nil {
-				start, end = il.PeriodStart, il.PeriodEnd
+			if in.PeriodStart != nil || il.PeriodStart == nil || il.PeriodEnd == nil {
+				continue
 			}
-			if in.PeriodStart == nil && il.PeriodStart != nil && il.PeriodEnd != nil {
-				if il.PeriodStart.Before(*start) {
-					start = il.PeriodStart
-				}
-				if il.PeriodEnd.After(*end) {
-					end = il.PeriodEnd
-				}
+			if start == nil || il.PeriodStart.Before(*start) {
+				start = il.PeriodStart
+			}
+			if end == nil || il.PeriodEnd.After(*end) {
+				end = il.PeriodEnd
 			}
 		}
 		cn.Lines = []*billing.CreditNoteLine{{ID: billing.NewID(billing.PrefixCreditNoteLine), CreditNoteID: cn.ID, Quantity: 1,

@@ -98,8 +98,7 @@ func validEmail(s string) bool {
 	// A domain a message can be delivered to: dotted labels of letters,
 	// digits and hyphens (not at a label's ends), not a bare host or an
 	// address literal.
-	_, domain, _ := strings.Cut(s[strings.LastIndex(s, "@"):], "@")
-	labels := strings.Split(domain, ".")
+	labels := strings.Split(s[strings.LastIndex(s, "@")+1:], ".")
 	if len(labels) < 2 {
 		return false
 	}

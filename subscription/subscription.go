@@ -169,10 +169,11 @@ func (s *Service) Create(ctx context.Context, p Params) (*billing.Subscription, 
 		}
 		// A backdated start may reach into the current period, not further:
 		// every period it spans would be invoiced (and numbered) at once.
-		if !Boundary(start.In(s.Settings.Location), sub.Interval, sub.IntervalCount, 1).After(now) {
+		firstEnd := Boundary(start.In(s.Settings.Location), sub.Interval, sub.IntervalCount, 1)
+		if !firstEnd.After(now) {
 			return billing.Invalid("start", "start (or the end of its trial) may be in the past by less than one billing period")
 		}
-		if anchor.Before(start) || !anchor.Before(Boundary(start.In(s.Settings.Location), sub.Interval, sub.IntervalCount, 1)) {
+		if anchor.Before(start) || !anchor.Before(firstEnd) {
 			if trialEnd != nil {
 				return billing.Invalid("billing_cycle_anchor", "billing_cycle_anchor must be between the trial's end and one period after it")
 			}

@@ -264,19 +264,26 @@ func decode(r *http.Request, v any) error {
 	return billing.Invalid("", "Invalid request body: %v.", err)
 }
 
-// inexactKey returns a top-level key of body that names a field of v (a
-// pointer to a struct) only case-insensitively, as encoding/json accepts:
-// the API's names are exact. "" if there is none.
-func inexactKey(body []byte, v any) string {
+// topLevel returns the members of a JSON object body and the struct type v
+// points to; nil, nil unless both are there.
+func topLevel(body []byte, v any) (map[string]json.RawMessage, reflect.Type) {
 	t := reflect.TypeOf(v)
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if t.Kind() != reflect.Struct {
-		return ""
-	}
 	var fields map[string]json.RawMessage
-	if json.Unmarshal(body, &fields) != nil {
+	if t.Kind() != reflect.Struct || json.Unmarshal(body, &fields) != nil {
+		return nil, nil
+	}
+	return fields, t
+}
+
+// inexactKey returns a top-level key of body that names a field of v (a
+// pointer to a struct) only case-insensitively, as encoding/json accepts:
+// the API's names are exact. "" if there is none.
+func inexactKey(body []byte, v any) string {
+	fields, t := topLevel(body, v)
+	if t == nil {
 		return ""
 	}
 	names := map[string]bool{}
@@ -307,15 +314,8 @@ func inexactKey(body []byte, v any) string {
 // timeField returns the JSON name of the first top-level time field of v
 // whose value in body is not a valid time ("" if none is found).
 func timeField(body []byte, v any) string {
-	var fields map[string]json.RawMessage
-	if json.Unmarshal(body, &fields) != nil {
-		return ""
-	}
-	t := reflect.TypeOf(v)
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t.Kind() != reflect.Struct {
+	fields, t := topLevel(body, v)
+	if t == nil {
 		return ""
 	}
 	for f := range t.Fields() {
@@ -325,10 +325,7 @@ func timeField(body []byte, v any) string {
 			ft = ft.Elem()
 		}
 		raw, ok := fields[name]
-		if !ok || ft != reflect.TypeFor[time.Time]() {
-			continue
-		}
-		if json.Unmarshal(raw, new(*time.Time)) != nil {
+		if ok && ft == reflect.TypeFor[time.Time]() && json.Unmarshal(raw, new(*time.Time)) != nil {
 			return name
 		}
 	}

@@ -302,21 +302,6 @@ func (b *builder) build(r *eventRow) (*entry, error) {
 		}
 	case evBalance:
 		b.e.Type = typeBalance
-		if r.Type == "proration_credit" && r.Breakdown != "" && r.Breakdown != "null" {
-			// Consideration given back for time not used: sales and
-			// output tax are reduced rate by rate (negative amounts go to
-			// the debit side), and the customer holds the credit.
-			bd, err := b.breakdown(r)
-			if err != nil {
-				return nil, err
-			}
-			b.e.Memo = memo("日割り返金")
-			for _, t := range bd {
-				b.add(false, a.Sales, a.SalesSub, a.salesReturn(t.Rate), t.TaxableAmount+t.Tax, t.Tax)
-			}
-			b.add(false, a.CustomerBalance, a.CustomerBalanceSub, a.TaxNone, -r.Amount, 0)
-			break
-		}
 		switch r.Type {
 		case "carry_over":
 			b.e.Memo = memo("繰越")
@@ -326,16 +311,32 @@ func (b *builder) build(r *eventRow) (*entry, error) {
 			b.e.Memo = memo("過入金")
 		case "invoice_voided":
 			b.e.Memo = memo("取消戻し")
+		case "proration_credit":
+			b.e.Memo = memo("日割り返金")
 		default:
 			b.e.Memo = memo("残高調整")
 		}
+		switch {
+		case r.Breakdown != "" && r.Breakdown != "null":
+			// A movement with a tax breakdown (a proration credit) is
+			// consideration given back for time not used: sales and output
+			// tax are reduced rate by rate (negative amounts go to the
+			// debit side), and the customer holds the credit.
+			bd, err := b.breakdown(r)
+			if err != nil {
+				return nil, err
+			}
+			for _, t := range bd {
+				b.add(false, a.Sales, a.SalesSub, a.salesReturn(t.Rate), t.TaxableAmount+t.Tax, t.Tax)
+			}
+			b.add(false, a.CustomerBalance, a.CustomerBalanceSub, a.TaxNone, -r.Amount, 0)
 		// A positive movement is more owed by the customer: it leaves the
 		// invoice's receivable for the balance account; a negative one is
 		// a credit, taken from the receivable into the balance account.
-		if r.Amount > 0 {
+		case r.Amount > 0:
 			b.add(true, a.CustomerBalance, a.CustomerBalanceSub, a.TaxNone, r.Amount, 0)
 			b.add(false, a.Receivable, a.ReceivableSub, a.TaxNone, r.Amount, 0)
-		} else {
+		default:
 			b.add(true, a.Receivable, a.ReceivableSub, a.TaxNone, -r.Amount, 0)
 			b.add(false, a.CustomerBalance, a.CustomerBalanceSub, a.TaxNone, -r.Amount, 0)
 		}

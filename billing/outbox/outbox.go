@@ -55,20 +55,9 @@ type Worker struct {
 	MaxAttempts int
 	// OnFailed, if set, is called when a task fails for good.
 	OnFailed func(ctx context.Context, t *billing.Task, err error)
-	// Clock, if set, dates leases: a round of jobs may reach the outbox
-	// long after the instant it was started for.
+	// Clock, if set, dates leases (see billing.NotBefore): a round of jobs
+	// may reach the outbox long after the instant it was started for.
 	Clock billing.Clock
-}
-
-// leaseFrom is the instant a lease taken now starts: the clock's, if it is
-// later than the round's.
-func (w *Worker) leaseFrom(now time.Time) time.Time {
-	if w.Clock != nil {
-		if c := w.Clock.Now(); c.After(now) {
-			return c.UTC()
-		}
-	}
-	return now.UTC()
 }
 
 // lease is how long a claimed task is hidden from other workers.
@@ -110,7 +99,7 @@ func (w *Worker) claim(ctx context.Context, now time.Time) ([]*billing.Task, err
 		}
 		for _, t := range tasks {
 			t.Attempts++
-			t.RunAt = w.leaseFrom(now).Add(lease)
+			t.RunAt = billing.NotBefore(w.Clock, now).UTC().Add(lease)
 		}
 		_, err := tx.NewUpdate().Model(&tasks).Column("attempts", "run_at").Bulk().Exec(ctx)
 		return err
@@ -122,7 +111,7 @@ func (w *Worker) runOne(ctx context.Context, t *billing.Task, now time.Time) err
 	// The batch's earlier tasks may have taken most of the lease (an SMTP
 	// server that times out): renew it, unless another worker has claimed
 	// the task since (its attempt count moved on).
-	res, err := w.DB.NewUpdate().Model(t).Set("run_at = ?", w.leaseFrom(now).Add(lease)).WherePK().
+	res, err := w.DB.NewUpdate().Model(t).Set("run_at = ?", billing.NotBefore(w.Clock, now).UTC().Add(lease)).WherePK().
 		Where("status = ?", StatusPending).Where("attempts = ?", t.Attempts).Exec(ctx)
 	if err != nil {
 		return store.Translate(err)

@@ -65,10 +65,7 @@ func (s *Service) Run(ctx context.Context, now time.Time) error {
 		// round that ran long would start the lease already expired and sign
 		// with a timestamp receivers refuse as too old. (What is due, and
 		// the attempts' times, stay the job's.)
-		at := now
-		if c := s.Clock.Now(); c.After(at) {
-			at = c
-		}
+		at := billing.NotBefore(s.Clock, now)
 		jobs, err := s.claim(ctx, now, at, free)
 		if err != nil || len(jobs) == 0 {
 			return err

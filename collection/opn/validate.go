@@ -16,8 +16,6 @@ const (
 	MaxNameRunes  = 10
 	MinEmailRunes = 6
 	MaxEmailRunes = 50
-	MinPhone      = 10 // digits
-	MaxPhone      = 11 // digits
 )
 
 // Normalize returns req with the payer's details as Create sends them: the
@@ -74,9 +72,9 @@ func (c *Client) Validate(req collection.CreateRequest) error {
 	if n := utf8.RuneCountInString(req.Payer.Email); n < MinEmailRunes || n > MaxEmailRunes {
 		return billing.Invalid("payer.email", "payer.email must be %d to %d characters, got %d", MinEmailRunes, MaxEmailRunes, n)
 	}
-	phone := req.Payer.Phone
-	if len(phone) < MinPhone || len(phone) > MaxPhone || strings.Trim(phone, "0123456789") != "" {
-		return billing.Invalid("payer.phone", "payer.phone must be %d or %d digits (hyphens and spaces are ignored), got %q", MinPhone, MaxPhone, phone)
+	if !billing.ValidPhone(req.Payer.Phone) {
+		return billing.Invalid("payer.phone", "payer.phone must be %d or %d digits (hyphens and spaces are ignored), got %q",
+			billing.MinPhoneDigits, billing.MaxPhoneDigits, req.Payer.Phone)
 	}
 	return nil
 }
