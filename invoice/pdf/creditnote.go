@@ -30,9 +30,9 @@ type CreditNoteDoc struct {
 // refund date, the original invoice's number and date (and billing period),
 // what is credited, with items at the reduced rate marked, and the amount
 // and consumption tax per rate. The same doc always gives the same bytes.
-func CreditNote(doc CreditNoteDoc) ([]byte, error) { return creditNotePDF(doc, subsetFont) }
+func CreditNote(doc CreditNoteDoc) ([]byte, error) { return creditNotePDF(doc, fontFromBytes) }
 
-func creditNotePDF(doc CreditNoteDoc, font fontSource) ([]byte, error) {
+func creditNotePDF(doc CreditNoteDoc, font addFont) ([]byte, error) {
 	cn := doc.CreditNote
 	if cn == nil || cn.Number == "" || cn.EffectiveAt.IsZero() {
 		return nil, errors.New("pdf: the credit note is not issued")
@@ -42,7 +42,6 @@ func creditNotePDF(doc CreditNoteDoc, font fontSource) ([]byte, error) {
 	view := &billing.Invoice{Number: &cn.Number, TaxBehavior: cn.TaxBehavior, Subtotal: cn.Subtotal, Tax: cn.Tax, Total: cn.Total,
 		TaxBreakdown: cn.TaxBreakdown, IssuerName: cn.IssuerName, IssuerRegistrationNumber: cn.IssuerRegistrationNumber}
 	is := issuer(view, doc.Issuer)
-	strs := []string{cn.Number, cn.InvoiceNumber, cn.CustomerName, is.Name, is.Address, is.RegistrationNumber, doc.Honorific, cn.Memo}
 	var start, end *time.Time
 	reduced := false
 	for _, ln := range cn.Lines {
@@ -50,7 +49,6 @@ func creditNotePDF(doc CreditNoteDoc, font fontSource) ([]byte, error) {
 		if desc == "" {
 			desc = fmt.Sprintf(l.adjustment, cn.InvoiceNumber)
 		}
-		strs = append(strs, desc)
 		view.Lines = append(view.Lines, &billing.InvoiceLine{Description: desc, Quantity: ln.Quantity, UnitAmount: ln.UnitAmount, Amount: ln.Amount, TaxRate: ln.TaxRate})
 		if ln.PeriodStart != nil && ln.PeriodEnd != nil {
 			if start == nil || ln.PeriodStart.Before(*start) {
@@ -67,7 +65,7 @@ func creditNotePDF(doc CreditNoteDoc, font fontSource) ([]byte, error) {
 		date = cn.EffectiveAt
 	}
 	m := meta{title: l.creditNote + " " + cn.Number, author: is.Name, lang: langTag(l), date: date.In(loc)}
-	return render(m, strs, font, func(p *page) {
+	return render(m, font, func(p *page) {
 		d := drawer{p: p, l: l, loc: loc}
 		rows := [][2]string{{l.cnNumber, cn.Number}, {l.refundDate, l.date(cn.EffectiveAt.In(loc))}, {l.origNumber, cn.InvoiceNumber}}
 		if !cn.InvoiceDate.IsZero() {

@@ -67,31 +67,11 @@ type ReceiptDoc struct {
 // Invoice renders a qualified invoice (適格請求書) on A4 with its payment
 // section: amount, deadline, payment codes per store and a QR code of the
 // payment page. The same doc always gives the same bytes.
-func Invoice(doc InvoiceDoc) ([]byte, error) { return invoicePDF(doc, subsetFont) }
+func Invoice(doc InvoiceDoc) ([]byte, error) { return invoicePDF(doc, fontFromBytes) }
 
 // Receipt renders a receipt (領収書) for a payment of an invoice, on A4.
 // The same doc always gives the same bytes.
-func Receipt(doc ReceiptDoc) ([]byte, error) { return receiptPDF(doc, subsetFont) }
-
-// fontSource gives the TrueType font to hand fpdf for a document whose
-// text is made of the runes of set.
-type fontSource func(set *runeSet) ([]byte, error)
-
-// subsetFont is the fast source: IPAexGothic cut down to the set.
-func subsetFont(set *runeSet) ([]byte, error) {
-	fi, err := loadFont()
-	if err != nil {
-		return nil, err
-	}
-	return fi.subset(set), nil
-}
-
-// wholeFont hands fpdf all of IPAexGothic, as fpdf is meant to be used:
-// the reference the tests compare subsetFont with.
-func wholeFont(*runeSet) ([]byte, error) { return ipaexGothic, nil }
-
-// compressPages is off only in the test that compares the fonts' output.
-var compressPages = true
+func Receipt(doc ReceiptDoc) ([]byte, error) { return receiptPDF(doc, fontFromBytes) }
 
 // meta is a document's PDF metadata.
 type meta struct {
@@ -99,45 +79,28 @@ type meta struct {
 	date                time.Time
 }
 
-// render draws a document with a font holding the runes of the static
-// words and of strs. Should the drawing print a rune outside them (a string
-// the caller did not list), it draws again with those runes added, so that
-// a missed string costs time, never a glyph.
-func render(m meta, strs []string, font fontSource, draw func(*page)) ([]byte, error) {
-	set := *staticRunes
-	for _, s := range strs {
-		set.add(s)
+// render draws a one-page A4 document.
+func render(m meta, font addFont, draw func(*page)) ([]byte, error) {
+	f := fpdf.New("P", "mm", "A4", "")
+	f.SetCatalogSort(true)
+	f.SetCreationDate(m.date)
+	f.SetModificationDate(m.date)
+	f.SetTitle(m.title, true)
+	f.SetAuthor(m.author, true)
+	f.SetLang(m.lang)
+	f.SetMargins(left, 15, 210-right)
+	f.SetAutoPageBreak(false, 0)
+	if err := font(f); err != nil {
+		return nil, err
 	}
-	for attempt := 0; ; attempt++ {
-		ttf, err := font(&set)
-		if err != nil {
-			return nil, err
-		}
-		f := fpdf.New("P", "mm", "A4", "")
-		f.SetCatalogSort(true)
-		f.SetCompression(compressPages)
-		f.SetCreationDate(m.date)
-		f.SetModificationDate(m.date)
-		f.SetTitle(m.title, true)
-		f.SetAuthor(m.author, true)
-		f.SetLang(m.lang)
-		f.SetMargins(left, 15, 210-right)
-		f.SetAutoPageBreak(false, 0)
-		f.AddUTF8FontFromBytes(fontName, "", ttf)
-		f.SetFont(fontName, "", 9)
-		f.AddPage()
-		p := &page{f: f, set: &set}
-		draw(p)
-		if p.missing != "" && attempt == 0 {
-			set.add(p.missing)
-			continue
-		}
-		var buf bytes.Buffer
-		if err := f.Output(&buf); err != nil {
-			return nil, fmt.Errorf("pdf: %w", err)
-		}
-		return buf.Bytes(), nil
+	f.SetFont(fontName, "", 9)
+	f.AddPage()
+	draw(&page{f: f})
+	var buf bytes.Buffer
+	if err := f.Output(&buf); err != nil {
+		return nil, fmt.Errorf("pdf: %w", err)
 	}
+	return buf.Bytes(), nil
 }
 
 // Page geometry, in mm.
@@ -147,18 +110,15 @@ const (
 	bottom      = 282.0 // lowest y content may reach
 )
 
-// page wraps fpdf: all text goes through it, so that the runes printed are
-// checked against the font's.
+// page wraps fpdf: all text goes through it, so that it is printable.
 type page struct {
-	f       *fpdf.Fpdf
-	set     *runeSet
-	missing string
+	f *fpdf.Fpdf
 }
 
 // clean makes s printable: control characters become spaces and runes the
 // font cannot have (beyond the BMP) become "?".
 func (p *page) clean(s string) string {
-	s = strings.Map(func(r rune) rune {
+	return strings.Map(func(r rune) rune {
 		switch {
 		case r > 0xFFFF:
 			return '?'
@@ -167,12 +127,6 @@ func (p *page) clean(s string) string {
 		}
 		return r
 	}, s)
-	for _, r := range s {
-		if !p.set.has(r) {
-			p.missing += string(r)
-		}
-	}
-	return s
 }
 
 // text prints s in a cell of w×h at (x, y), aligned "L", "C" or "R".
@@ -263,7 +217,7 @@ func issuer(in *billing.Invoice, is billing.Issuer) billing.Issuer {
 	return is
 }
 
-func invoicePDF(doc InvoiceDoc, font fontSource) ([]byte, error) {
+func invoicePDF(doc InvoiceDoc, font addFont) ([]byte, error) {
 	in := doc.Invoice
 	if in == nil || in.Number == nil || in.FinalizedAt == nil {
 		return nil, errors.New("pdf: the invoice is not finalized")
@@ -274,18 +228,8 @@ func invoicePDF(doc InvoiceDoc, font fontSource) ([]byte, error) {
 		date = *in.FinalizedAt
 	}
 	is := issuer(in, doc.Issuer)
-	strs := []string{*in.Number, in.CustomerName, is.Name, is.Address, is.RegistrationNumber, doc.PaymentURL, doc.Honorific}
-	for _, ln := range in.Lines {
-		strs = append(strs, ln.Description)
-	}
-	for _, v := range doc.Vouchers {
-		strs = append(strs, v.InstructionsURL)
-		for _, c := range v.PaymentCodes {
-			strs = append(strs, c.PaymentCode, c.ConfirmationNumber)
-		}
-	}
 	m := meta{title: l.invoice + " " + *in.Number, author: is.Name, lang: langTag(l), date: date.In(loc)}
-	return render(m, strs, font, func(p *page) {
+	return render(m, font, func(p *page) {
 		d := drawer{p: p, l: l, loc: loc}
 		rows := [][2]string{{l.number, *in.Number}, {l.issued, l.date(in.FinalizedAt.In(loc))}}
 		if in.DueDate != nil {
@@ -309,7 +253,7 @@ func invoicePDF(doc InvoiceDoc, font fontSource) ([]byte, error) {
 	})
 }
 
-func receiptPDF(doc ReceiptDoc, font fontSource) ([]byte, error) {
+func receiptPDF(doc ReceiptDoc, font addFont) ([]byte, error) {
 	in := doc.Invoice
 	if in == nil || in.Number == nil {
 		return nil, errors.New("pdf: the invoice is not finalized")
@@ -327,9 +271,8 @@ func receiptPDF(doc ReceiptDoc, font fontSource) ([]byte, error) {
 	}
 	loc, l := location(doc.Location), labelsFor(doc.Language)
 	is := issuer(in, doc.Issuer)
-	strs := []string{*in.Number, in.CustomerName, is.Name, is.Address, is.RegistrationNumber, doc.Honorific}
 	m := meta{title: l.receipt + " " + *in.Number, author: is.Name, lang: langTag(l), date: paidAt.In(loc)}
-	return render(m, strs, font, func(p *page) {
+	return render(m, font, func(p *page) {
 		d := drawer{p: p, l: l, loc: loc}
 		y := d.header(l.receipt, l.receivedFrom, [][2]string{{l.number, *in.Number}, {l.received, l.date(paidAt.In(loc))}}, in.CustomerName, doc.Honorific)
 		yr := d.issuer(y, is)

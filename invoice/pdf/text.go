@@ -111,42 +111,6 @@ func labelsFor(lang string) *labels {
 	return &ja
 }
 
-// staticRunes are the runes of every fixed word and format in both
-// languages, gathered once: together with a document's own strings they
-// make the font handed to fpdf.
-var staticRunes = func() *runeSet {
-	s := &runeSet{}
-	s.add(" !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~")
-	s.add("¥年月日〜※–御中様、：（）　")
-	for _, l := range []*labels{&ja, &en} {
-		for _, str := range l.strings() {
-			s.add(str)
-		}
-	}
-	return s
-}()
-
-// strings lists every word of l, for staticRunes.
-func (l *labels) strings() []string {
-	out := []string{l.invoice, l.receipt, l.number, l.issued, l.period, l.due, l.received, l.intro,
-		l.receiptIntro, l.receiptFor, l.amountDue, l.amountReceived, l.description, l.qty, l.unitPrice, l.rate, l.amt,
-		l.subtotalExcl, l.subtotalIncl, l.total, l.balance, l.credited, l.paid, l.payable, l.taxable, l.exempt, l.tax,
-		l.reducedLegend, l.breakdown, l.registration, l.payHeading, l.payAmount, l.payDeadline, l.part, l.store,
-		l.code, l.confirmation, l.stores, l.instructions, l.payPage, l.method, l.konbini, l.allStores,
-		l.billTo, l.receivedFrom}
-	for _, n := range l.storeNames {
-		out = append(out, n)
-	}
-	out = append(out, l.creditNote, l.cnNumber, l.refundDate, l.origNumber, l.origDate, l.origPeriod, l.cnIntro,
-		l.cnAmount, l.cnTotal, l.adjustment, l.reason, l.outcome, l.dueAfter, l.memo)
-	for _, m := range []map[string]string{l.reasons, l.outcomes} {
-		for _, n := range m {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
 // yen formats an amount of yen: ¥1,234 or -¥1,234.
 func yen(v int64) string {
 	sign := ""
