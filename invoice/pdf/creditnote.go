@@ -30,7 +30,7 @@ type CreditNoteDoc struct {
 // refund date, the original invoice's number and date (and billing period),
 // what is credited, with items at the reduced rate marked, and the amount
 // and consumption tax per rate. The same doc always gives the same bytes.
-func CreditNote(doc CreditNoteDoc) ([]byte, error) { return creditNotePDF(doc, fontFromBytes) }
+func CreditNote(doc CreditNoteDoc) ([]byte, error) { return creditNotePDF(doc, parsedFont) }
 
 func creditNotePDF(doc CreditNoteDoc, font addFont) ([]byte, error) {
 	cn := doc.CreditNote

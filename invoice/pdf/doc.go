@@ -5,5 +5,6 @@
 // Rendering is deterministic: the same input gives the same bytes, so the
 // PDF stored when an invoice is sent is the one the operator downloads.
 // IPAexGothic is embedded in the binary and, cut to the glyphs a document
-// prints, in each PDF.
+// prints, in each PDF. It is parsed once per process (fpdf/ holds fpdf
+// patched for that): a one-page invoice takes about 3 ms instead of 20.
 package pdf

@@ -67,11 +67,11 @@ type ReceiptDoc struct {
 // Invoice renders a qualified invoice (適格請求書) on A4 with its payment
 // section: amount, deadline, payment codes per store and a QR code of the
 // payment page. The same doc always gives the same bytes.
-func Invoice(doc InvoiceDoc) ([]byte, error) { return invoicePDF(doc, fontFromBytes) }
+func Invoice(doc InvoiceDoc) ([]byte, error) { return invoicePDF(doc, parsedFont) }
 
 // Receipt renders a receipt (領収書) for a payment of an invoice, on A4.
 // The same doc always gives the same bytes.
-func Receipt(doc ReceiptDoc) ([]byte, error) { return receiptPDF(doc, fontFromBytes) }
+func Receipt(doc ReceiptDoc) ([]byte, error) { return receiptPDF(doc, parsedFont) }
 
 // meta is a document's PDF metadata.
 type meta struct {

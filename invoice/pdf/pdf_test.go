@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -232,29 +234,74 @@ func TestDocuments(t *testing.T) {
 	}
 }
 
-// TestDeterministic renders each document twice: same bytes, and the date
-// in the metadata is the document's.
+// TestDeterministic renders each document many times at once with the
+// font parsed once (the race detector watches what the documents share), and
+// once with fpdf parsing the font itself: every rendering gives the same
+// bytes. The creation date is the invoice's finalization in JST.
 func TestDeterministic(t *testing.T) {
-	for name, render := range map[string]func() ([]byte, error){
-		"invoice_ja": func() ([]byte, error) { return Invoice(invoiceJA()) },
-		"invoice_en": func() ([]byte, error) { return Invoice(invoiceEN()) },
-		"receipt_ja": func() ([]byte, error) { return Receipt(receiptJA()) },
-	} {
-		a, err := render()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := render()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(a, b) {
-			t.Errorf("%s: two renderings differ", name)
-		}
+	docs := map[string]func(addFont) ([]byte, error){
+		"invoice_ja":     func(f addFont) ([]byte, error) { return invoicePDF(invoiceJA(), f) },
+		"invoice_en":     func(f addFont) ([]byte, error) { return invoicePDF(invoiceEN(), f) },
+		"invoice_odd":    func(f addFont) ([]byte, error) { return invoicePDF(invoiceOdd(), f) },
+		"receipt_ja":     func(f addFont) ([]byte, error) { return receiptPDF(receiptJA(), f) },
+		"credit_note_ja": func(f addFont) ([]byte, error) { return creditNotePDF(creditNoteJA(), f) },
+	}
+	for name, render := range docs {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			want, err := render(fontFromBytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			for range 4 {
+				wg.Go(func() {
+					got, err := render(parsedFont)
+					if err != nil {
+						t.Error(err)
+					} else if !bytes.Equal(got, want) {
+						t.Error("renderings differ")
+					}
+				})
+			}
+			wg.Wait()
+		})
 	}
 	doc, _ := Invoice(invoiceJA())
 	if !bytes.Contains(doc, []byte("(D:20270101000500)")) {
 		t.Error("the creation date is not the invoice's finalization time in JST")
+	}
+}
+
+// TestLabelsHaveGlyphs checks the font has every rune of the fixed words.
+func TestLabelsHaveGlyphs(t *testing.T) {
+	font, err := parsed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(s string) {
+		for _, r := range s {
+			if r != ' ' && !font.HasRune(r) {
+				t.Errorf("IPAexGothic has no glyph for %q (in %q)", r, s)
+			}
+		}
+	}
+	for _, l := range []labels{ja, en} {
+		v := reflect.ValueOf(l)
+		for i := range v.NumField() {
+			switch f := v.Field(i); f.Kind() {
+			case reflect.String:
+				check(f.String())
+			case reflect.Map:
+				for it := f.MapRange(); it.Next(); {
+					check(it.Value().String())
+				}
+			}
+		}
+	}
+	check("¥年月日〜※–御中様、：（）　0123456789,-")
+	if font.HasRune('𠮷') || font.HasRune(0xE000) {
+		t.Error("HasRune finds a rune IPAexGothic does not have")
 	}
 }
 

@@ -314,14 +314,15 @@ func (pa *untypedKeyMap) getIndex(key interface{}) int {
 // Put key=>value in PHP Array
 func (pa *untypedKeyMap) put(key interface{}, value int) {
 	if key == nil {
-		var i int
-		for n := 0; ; n++ {
-			i = pa.getIndex(n)
-			if i < 0 {
-				key = n
-				break
+		// The least int not yet a key (billingd: one pass, not one per
+		// candidate).
+		taken := make([]bool, len(pa.keySet)+1)
+		for _, k := range pa.keySet {
+			if n, ok := k.(int); ok && n >= 0 && n < len(taken) {
+				taken[n] = true
 			}
 		}
+		key = slicesIndex(taken, false)
 		pa.keySet = append(pa.keySet, key)
 		pa.valueSet = append(pa.valueSet, value)
 	} else {
@@ -429,4 +430,14 @@ func fontFamilyEscape(familyStr string) (escStr string) {
 	escStr = strings.Replace(familyStr, " ", "#20", -1)
 	// Additional replacements can take place here
 	return
+}
+
+// slicesIndex is slices.Index, which go 1.20 does not have.
+func slicesIndex(s []bool, v bool) int {
+	for i := range s {
+		if s[i] == v {
+			return i
+		}
+	}
+	return -1
 }
