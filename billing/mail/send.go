@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -66,7 +67,9 @@ func NewSender(smtpURL, outboxDir string) (Sender, error) {
 }
 
 // SMTP sends messages to an SMTP server (a relay or a provider's submission
-// service), one connection per message.
+// service). A connection that delivered a message is kept for the next one
+// for a few seconds (at most maxIdle of them), as mail clients do; Close
+// ends them.
 type SMTP struct {
 	// TLSConfig is used for STARTTLS and implicit TLS; nil means the system's
 	// roots and the URL's host name. Set it before the first Send.
@@ -78,7 +81,21 @@ type SMTP struct {
 	policy           gomail.TLSPolicy
 	timeout          time.Duration
 	helo             string
+
+	mu   sync.Mutex
+	idle []idleConn // most recently used last
 }
+
+// idleConn is a connection between two messages.
+type idleConn struct {
+	c     *gomail.Client
+	since time.Time
+}
+
+const (
+	maxIdle  = 4               // connections kept between messages
+	idleTime = 5 * time.Second // well within servers' idle timeouts (RFC 5321: 5 minutes)
+)
 
 // NewSMTP returns a sender for an SMTP URL:
 //
@@ -148,12 +165,42 @@ func NewSMTP(rawURL string) (*SMTP, error) {
 
 // Send delivers m. The context can cancel connecting; after that the URL's
 // timeout bounds the exchange. A message the server accepted counts as
-// sent even if closing the connection fails afterwards.
+// sent even if the exchange fails afterwards. A kept connection that turns
+// out to be closed before the message went (the server's idle timeout) is
+// replaced by a new one.
 func (s *SMTP) Send(ctx context.Context, m *Message) error {
 	msg, err := m.build()
 	if err != nil {
 		return err
 	}
+	for {
+		c := s.take()
+		kept := c != nil
+		if !kept {
+			if c, err = s.dial(ctx); err != nil {
+				return classify(fmt.Errorf("mail: connecting to %s:%d: %w", s.host, s.port, err))
+			}
+		}
+		err = c.Send(msg)
+		if err == nil {
+			s.keep(c)
+			return nil
+		}
+		_ = c.Close()
+		if msg.IsDelivered() {
+			return nil
+		}
+		var se *gomail.SendError
+		if kept && errors.As(err, &se) && (se.Reason == gomail.ErrConnCheck || se.Reason == gomail.ErrSMTPMailFrom) {
+			s.Close() // the others have waited as long
+			continue
+		}
+		return classify(fmt.Errorf("mail: sending %s to %s:%d: %w", m.ID, s.host, s.port, err))
+	}
+}
+
+// dial opens a connection: TCP, TLS, EHLO, AUTH.
+func (s *SMTP) dial(ctx context.Context) (*gomail.Client, error) {
 	tc := &tls.Config{ServerName: s.host, MinVersion: tls.VersionTLS12}
 	if s.TLSConfig != nil {
 		tc = s.TLSConfig.Clone()
@@ -175,13 +222,52 @@ func (s *SMTP) Send(ctx context.Context, m *Message) error {
 	}
 	c, err := gomail.NewClient(s.host, opts...)
 	if err != nil {
-		return &Error{Err: fmt.Errorf("mail: SMTP client: %w", err)}
+		return nil, err
 	}
-	err = c.DialAndSendWithContext(ctx, msg)
-	if err == nil || msg.IsDelivered() {
-		return nil
+	if err := c.DialWithContext(ctx); err != nil {
+		return nil, err
 	}
-	return classify(fmt.Errorf("mail: sending %s to %s:%d: %w", m.ID, s.host, s.port, err))
+	return c, nil
+}
+
+// take returns the connection used last, if it has not waited too long.
+// Those that have are closed.
+func (s *SMTP) take() *gomail.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for n := len(s.idle); n > 0; n = len(s.idle) {
+		ic := s.idle[n-1]
+		s.idle = s.idle[:n-1]
+		if time.Since(ic.since) < idleTime {
+			return ic.c
+		}
+		go ic.c.Close()
+	}
+	return nil
+}
+
+// keep puts c back for the next message, or closes it if enough are kept.
+func (s *SMTP) keep(c *gomail.Client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.idle) == maxIdle {
+		go c.Close()
+		return
+	}
+	s.idle = append(s.idle, idleConn{c, time.Now()})
+}
+
+// Close ends the connections kept between messages. Send may still be
+// called afterwards.
+func (s *SMTP) Close() error {
+	s.mu.Lock()
+	idle := s.idle
+	s.idle = nil
+	s.mu.Unlock()
+	for _, ic := range idle {
+		_ = ic.c.Close()
+	}
+	return nil
 }
 
 // classify wraps err in an *Error: permanent for 5xx replies and messages

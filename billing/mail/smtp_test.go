@@ -36,12 +36,33 @@ type backend struct {
 	reject     *smtp.SMTPError
 	discard    bool
 
-	mu   sync.Mutex
-	msgs []received
+	mu    sync.Mutex
+	msgs  []received
+	conns []*smtp.Conn // one per connection
 }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	b.mu.Lock()
+	b.conns = append(b.conns, c)
+	b.mu.Unlock()
 	return &session{b: b, c: c}, nil
+}
+
+// connections returns how many connections the server has had.
+func (b *backend) connections() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.conns)
+}
+
+// hangUp closes every connection from the server's side, as a server does
+// with connections idle past its timeout.
+func (b *backend) hangUp() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.conns {
+		c.Close()
+	}
 }
 
 func (b *backend) received() []received {
@@ -85,12 +106,13 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 func (s *session) Data(r io.Reader) error {
+	if s.b.discard {
+		_, err := io.Copy(io.Discard, r)
+		return err
+	}
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return err
-	}
-	if s.b.discard {
-		return nil
 	}
 	_, s.r.TLS = s.c.TLSConnectionState()
 	s.r.Data = data

@@ -430,6 +430,11 @@ func (m *Main) Close() error {
 	if m.Webhooks != nil {
 		m.Webhooks.Close() // deliveries in flight end within their timeout
 	}
+	if m.Delivery != nil {
+		if c, ok := m.Delivery.Sender.(io.Closer); ok {
+			c.Close() // SMTP connections kept between messages
+		}
+	}
 	if m.sandbox != nil {
 		m.sandbox.Close()
 	}
