@@ -145,6 +145,9 @@ func (db *DB) Migrate(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("lock migrations: %w", err)
 	}
 	defer m.Unlock(context.WithoutCancel(ctx)) //nolint:errcheck
+	if _, err := unapplied(ctx, m); err != nil {
+		return nil, err
+	}
 	g, err := m.Migrate(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
@@ -157,7 +160,9 @@ func (db *DB) Migrate(ctx context.Context) ([]string, error) {
 }
 
 // Pending returns the names of migrations not yet applied. The daemon refuses
-// to start on an out-of-date schema unless told to migrate.
+// to start on an out-of-date schema unless told to migrate. A database
+// migrated by a newer billingd (migrations this one does not know) is an
+// error: this one would not know its tables.
 func (db *DB) Pending(ctx context.Context) ([]string, error) {
 	m, err := db.migrator()
 	if err != nil {
@@ -166,13 +171,32 @@ func (db *DB) Pending(ctx context.Context) ([]string, error) {
 	if err := m.Init(ctx); err != nil {
 		return nil, err
 	}
+	return unapplied(ctx, m)
+}
+
+// unapplied returns the known migrations not applied, or an error if some
+// applied ones are not known.
+func unapplied(ctx context.Context, m *migrate.Migrator) ([]string, error) {
 	ms, err := m.MigrationsWithStatus(ctx)
 	if err != nil {
 		return nil, err
 	}
+	applied, err := m.AppliedMigrations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	known := map[string]bool{}
 	var names []string
-	for _, mi := range ms.Unapplied() {
-		names = append(names, mi.Name)
+	for _, mi := range ms {
+		known[mi.Name] = true
+		if !mi.IsApplied() {
+			names = append(names, mi.Name)
+		}
+	}
+	for _, mi := range applied {
+		if !known[mi.Name] {
+			return nil, fmt.Errorf("the database was migrated by a newer billingd (migration %s is unknown to this one): run that version or newer", mi.Name)
+		}
 	}
 	return names, nil
 }

@@ -74,6 +74,16 @@ func TestPendingAndMigrate(t *testing.T) {
 	if pending, err := db.Pending(ctx); err != nil || len(pending) != 0 {
 		t.Fatalf("after Migrate: pending = %v, %v", pending, err)
 	}
+
+	// A newer billingd's migration: this one refuses the database.
+	if _, err := db.ExecContext(ctx, "INSERT INTO bun_migrations (name, group_id, migrated_at) VALUES ('29990101000001_future', 99, CURRENT_TIMESTAMP)"); err != nil {
+		t.Fatal(err)
+	}
+	for name, call := range map[string]func(context.Context) ([]string, error){"Pending": db.Pending, "Migrate": db.Migrate} {
+		if _, err := call(ctx); err == nil || !strings.Contains(err.Error(), "newer billingd") || !strings.Contains(err.Error(), "29990101000001_future") {
+			t.Errorf("%s on a newer schema: err = %v", name, err)
+		}
+	}
 }
 
 func TestSQLiteSecondOpenRefused(t *testing.T) {

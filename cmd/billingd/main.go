@@ -46,6 +46,10 @@ var Version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal ends the process at once, whatever shutdown is waiting for
+	}()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "billingd:", err)
 		os.Exit(1)
@@ -81,9 +85,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			m.Close()
 			return err
 		}
-		<-ctx.Done()
-		m.Logger.Info("shutting down")
-		return m.Close()
+		err := m.Wait(ctx)
+		return errors.Join(err, m.Close())
 	case "migrate":
 		m.Config.Migrate = "true"
 		if err := m.open(ctx); err != nil {
@@ -150,6 +153,8 @@ type Main struct {
 	Webhooks *webhook.Service
 
 	server   *http.Server
+	listener net.Listener
+	failed   chan error // the HTTP server stopped on its own
 	sandbox  *sandbox.Server
 	kick     chan struct{}
 	quit     chan struct{} // stops the kick loop
@@ -264,7 +269,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.Addr = ln.Addr().String()
+	m.Addr, m.listener = ln.Addr().String(), ln
 	if m.Config.PublicURL == "" {
 		m.Config.PublicURL = "http://" + m.Addr
 	}
@@ -330,10 +335,11 @@ func (m *Main) Run(ctx context.Context) error {
 		SecureCookies: strings.HasPrefix(m.Config.PublicURL, "https://")}
 	srv.Mount = append(srv.Mount, adm.Mount)
 	// --- end admin dashboard ---
+	m.failed = make(chan error, 1)
 	m.server = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 	go func() {
 		if err := m.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			m.Logger.Error("http server", "err", err)
+			m.failed <- fmt.Errorf("http server: %w", err)
 		}
 	}()
 
@@ -383,6 +389,19 @@ func (m *Main) Run(ctx context.Context) error {
 // shutdownGrace is how long Close lets the running round of jobs finish
 // before canceling it.
 const shutdownGrace = 10 * time.Second
+
+// Wait returns when ctx is done (a signal: nil) or the HTTP server has
+// stopped on its own (its error). Close follows either way.
+func (m *Main) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		m.Logger.Info("shutting down (a second signal stops at once)")
+		return nil
+	case err := <-m.failed:
+		m.Logger.Error("shutting down: the HTTP server failed", "err", err)
+		return err
+	}
+}
 
 // Close shuts down in order: stop cron and the kicks and let the running
 // round finish (it may still call the sandbox over HTTP), drain HTTP, then

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"billingd/billing/store"
 	"billingd/billing/store/storetest"
@@ -226,4 +227,16 @@ func TestAPIKeyGeneratedOnceAndRequired(t *testing.T) {
 		t.Fatalf("old key after restart: %d", code)
 	}
 	d.m = m2
+}
+
+// TestHTTPFailureStopsDaemon: a daemon whose listener fails does not go on
+// without its API; Wait returns the failure so that the process exits.
+func TestHTTPFailureStopsDaemon(t *testing.T) {
+	d := startDaemon(t, store.SQLite, nil)
+	d.m.listener.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.m.Wait(ctx); err == nil || !strings.Contains(err.Error(), "http server") {
+		t.Fatalf("Wait = %v, want the HTTP server's failure", err)
+	}
 }
