@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -58,6 +59,10 @@ type Worker struct {
 	// Clock, if set, dates leases (see billing.NotBefore): a round of jobs
 	// may reach the outbox long after the instant it was started for.
 	Clock billing.Clock
+	// Concurrency is how many tasks run at once (default 4): most of a
+	// task's time is waiting for an SMTP server. Tasks of one object (an
+	// invoice's e-mails) run one after the other, in order.
+	Concurrency int
 }
 
 // lease is how long a claimed task is hidden from other workers.
@@ -77,12 +82,52 @@ func (w *Worker) Run(ctx context.Context, now time.Time) error {
 		if err != nil || len(tasks) == 0 {
 			return errors.Join(append(errs, err)...)
 		}
-		for _, t := range tasks {
-			if err := w.runOne(ctx, t, now); err != nil {
-				errs = append(errs, err)
-			}
-		}
+		errs = append(errs, w.runBatch(ctx, tasks, now))
 	}
+}
+
+// runBatch runs claimed tasks, those of different objects at once.
+func (w *Worker) runBatch(ctx context.Context, tasks []*billing.Task, now time.Time) error {
+	var order []string
+	byObject := map[string][]*billing.Task{}
+	for _, t := range tasks {
+		if byObject[t.ObjectID] == nil {
+			order = append(order, t.ObjectID)
+		}
+		byObject[t.ObjectID] = append(byObject[t.ObjectID], t)
+	}
+	n := w.Concurrency
+	if n <= 0 {
+		n = 4
+	}
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, n)
+	)
+	for _, obj := range order {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() {
+				if r := recover(); r != nil { // as the scheduler would for a job
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("outbox: panic in a task of %s: %v", obj, r))
+					mu.Unlock()
+				}
+				<-sem
+			}()
+			for _, t := range byObject[obj] {
+				if err := w.runOne(ctx, t, now); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // claim leases up to 20 due tasks.

@@ -3,9 +3,12 @@ package outbox_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,8 +36,11 @@ func TestWorker(t *testing.T) {
 		outbox.Enqueue(ctx, db, "mail", "invoice:in_2", "in_2", now)
 		outbox.Enqueue(ctx, db, "bad", "x", "in_3", now)
 		calls := map[string]int{}
+		var mu sync.Mutex
 		w := &outbox.Worker{DB: db, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Handlers: map[string]outbox.Handler{
 			"mail": func(ctx context.Context, task *billing.Task, now time.Time) error {
+				mu.Lock()
+				defer mu.Unlock()
 				calls[task.Key]++
 				if task.Key == "invoice:in_2" && calls[task.Key] < 3 {
 					return errors.New("smtp: connection refused")
@@ -75,6 +81,64 @@ func TestWorker(t *testing.T) {
 	})
 }
 
+// TestConcurrency: tasks of different objects run at once (four here:
+// each handler waits until four have started), those of one object one
+// after the other in the order they were due.
+func TestConcurrency(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		now := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+		for i, obj := range []string{"in_a", "in_b", "in_a", "in_c", "in_d", "in_a", "in_e"} {
+			if err := outbox.Enqueue(ctx, db, "mail", fmt.Sprintf("%s:%d", obj, i), obj, now.Add(time.Duration(i)*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var (
+			mu       sync.Mutex
+			started  int
+			four     = make(chan struct{})
+			inFlight = map[string]bool{}
+			seqA     []string
+		)
+		w := &outbox.Worker{DB: db, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Concurrency: 4, Handlers: map[string]outbox.Handler{
+			"mail": func(ctx context.Context, task *billing.Task, now time.Time) error {
+				mu.Lock()
+				if inFlight[task.ObjectID] {
+					t.Errorf("two tasks of %s at once", task.ObjectID)
+				}
+				inFlight[task.ObjectID] = true
+				if task.ObjectID == "in_a" {
+					seqA = append(seqA, task.Key)
+				}
+				if started++; started == 4 {
+					close(four)
+				}
+				mu.Unlock()
+				select {
+				case <-four:
+				case <-time.After(10 * time.Second):
+					t.Error("four tasks never ran at once")
+				}
+				mu.Lock()
+				inFlight[task.ObjectID] = false
+				mu.Unlock()
+				return nil
+			},
+		}}
+		if err := w.Run(ctx, now.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"in_a:0", "in_a:2", "in_a:5"}; !slices.Equal(seqA, want) {
+			t.Errorf("in_a's tasks ran %v, want %v", seqA, want)
+		}
+		var done int
+		db.NewSelect().Model((*billing.Task)(nil)).ColumnExpr("count(*)").Where("status = 'done'").Scan(ctx, &done)
+		if done != 7 {
+			t.Errorf("%d tasks done, want 7", done)
+		}
+	})
+}
+
 // TestLeaseOfLateRound: a round reaches the outbox long after the instant
 // it was started for, and its first task is slow. The second task's lease
 // is taken from the clock, not from the round's stale instant, so another
@@ -102,8 +166,9 @@ func TestLeaseOfLateRound(t *testing.T) {
 			return nil
 		}
 		clk := billing.ClockFunc(func() time.Time { return clock })
-		w := &outbox.Worker{DB: db, Logger: logger, Clock: clk, Handlers: map[string]outbox.Handler{"mail": h}}
-		other = &outbox.Worker{DB: db, Logger: logger, Clock: clk, Handlers: map[string]outbox.Handler{"mail": h}}
+		// One task at a time: the test orders what happens between tasks.
+		w := &outbox.Worker{DB: db, Logger: logger, Clock: clk, Concurrency: 1, Handlers: map[string]outbox.Handler{"mail": h}}
+		other = &outbox.Worker{DB: db, Logger: logger, Clock: clk, Concurrency: 1, Handlers: map[string]outbox.Handler{"mail": h}}
 		if err := w.Run(ctx, round); err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +180,7 @@ func TestLeaseOfLateRound(t *testing.T) {
 		// run by the worker that lost it.
 		outbox.Enqueue(ctx, db, "mail", "c", "in_3", clock)
 		outbox.Enqueue(ctx, db, "mail", "d", "in_4", clock)
-		w2 := &outbox.Worker{DB: db, Logger: logger, Clock: clk, Handlers: map[string]outbox.Handler{"mail": func(ctx context.Context, task *billing.Task, now time.Time) error {
+		w2 := &outbox.Worker{DB: db, Logger: logger, Clock: clk, Concurrency: 1, Handlers: map[string]outbox.Handler{"mail": func(ctx context.Context, task *billing.Task, now time.Time) error {
 			calls[task.Key]++
 			if task.Key == "c" { // another worker claims d meanwhile
 				if _, err := db.NewUpdate().Model((*billing.Task)(nil)).Set("attempts = attempts + 1").Where("key = 'd'").Exec(ctx); err != nil {

@@ -24,7 +24,7 @@ import (
 
 // eventually polls fn until it returns true, for work the daemon does in the
 // background (a webhook applied after it was acknowledged).
-func eventually(t *testing.T, what string, fn func() bool) {
+func eventually(t testing.TB, what string, fn func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second) // generous: CI machines are slow and busy
 	for !fn() {

@@ -16,10 +16,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
 	"billingd/billing/store"
+	"billingd/billing/store/storetest"
 )
 
 // inbox is a real SMTP server (emersion/go-smtp) on 127.0.0.1 that keeps
@@ -55,14 +57,14 @@ func (s inboxSession) Data(r io.Reader) error {
 }
 
 // startInbox listens on addr ("127.0.0.1:0" for any port).
-func startInbox(t *testing.T, addr string) *inbox {
+func startInbox(t testing.TB, addr string) *inbox {
 	t.Helper()
 	in := &inbox{}
 	in.listen(t, addr)
 	return in
 }
 
-func (in *inbox) listen(t *testing.T, addr string) {
+func (in *inbox) listen(t testing.TB, addr string) {
 	in.srv = smtp.NewServer(in)
 	in.srv.Domain, in.srv.AllowInsecureAuth = "localhost", true
 	l, err := net.Listen("tcp", addr)
@@ -82,7 +84,7 @@ func (in *inbox) messages() []*mail.Message {
 
 // parts returns a message's decoded subject, its text body and its
 // attachments by file name.
-func parts(t *testing.T, m *mail.Message) (subject, text string, files map[string][]byte) {
+func parts(t testing.TB, m *mail.Message) (subject, text string, files map[string][]byte) {
 	t.Helper()
 	dec := new(mime.WordDecoder)
 	subject, _ = dec.DecodeHeader(m.Header.Get("Subject"))
@@ -285,4 +287,41 @@ func TestPaymentPage(t *testing.T) {
 		t.Errorf("unknown token: %d", resp.StatusCode)
 	}
 	_ = errors.New
+}
+
+// BenchmarkInvoiceDelivery measures invoices e-mailed per second from
+// finalization to the customer's inbox, through the whole daemon: the
+// finalize request, the voucher issued at the sandbox provider (over HTTP),
+// the PDF rendered and stored, the e-mail sent to a real SMTP listener. The
+// drafts are made before the timing.
+//
+//	go test -run '^$' -bench InvoiceDelivery -benchtime 300x ./cmd/billingd
+func BenchmarkInvoiceDelivery(b *testing.B) {
+	for _, dialect := range storetest.Dialects {
+		b.Run(dialect, func(b *testing.B) {
+			box := startInbox(b, "127.0.0.1:0")
+			d := startDaemon(b, dialect, map[string]string{"BILLING_SMTP_URL": "smtp://" + box.addr, "BILLING_MAIL_FROM": "billing@example.com"})
+			cus := d.must("POST", "/v1/customers", map[string]any{"name": "株式会社サンプル商事", "email": "keiri@example.com", "phone": "03-1234-5678"})
+			ids := make([]string, b.N)
+			for i := range ids {
+				in := d.must("POST", "/v1/invoices", map[string]any{"customer": cus["id"], "days_until_due": 10, "lines": []any{
+					map[string]any{"description": "スタンダードプラン（月額）", "unit_amount": 9800, "tax_rate": "standard"},
+					map[string]any{"description": "ドリップコーヒー詰め合わせ", "unit_amount": 3000, "tax_rate": "reduced"},
+				}})
+				ids[i] = in["id"].(string)
+			}
+			b.ResetTimer()
+			start := time.Now()
+			for _, id := range ids {
+				d.must("POST", "/v1/invoices/"+id+"/finalize", nil)
+			}
+			for len(box.messages()) < b.N {
+				if time.Since(start) > 10*time.Minute {
+					b.Fatalf("%d of %d e-mails after 10 minutes", len(box.messages()), b.N)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "invoices/s")
+		})
+	}
 }

@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 
 // daemon is a running billingd and a client for it.
 type daemon struct {
-	t    *testing.T
+	t    testing.TB
 	m    *Main
 	url  string
 	key  string
@@ -36,7 +36,7 @@ type daemon struct {
 
 // startDaemon runs the real daemon on :0 with a temp data dir on dialect,
 // with env overriding the defaults.
-func startDaemon(t *testing.T, dialect string, env map[string]string) *daemon {
+func startDaemon(t testing.TB, dialect string, env map[string]string) *daemon {
 	t.Helper()
 	dir := t.TempDir()
 	vars := map[string]string{
