@@ -44,8 +44,18 @@ type Collector struct {
 	ReissueGrace time.Duration
 	// ActionRequired counts collections the provider refused.
 	ActionRequired prometheus.Counter
+	// Concurrency is how many vouchers are created at the provider at once
+	// (default 4).
+	Concurrency int
 
 	mu sync.Mutex // one pass at a time in this process
+}
+
+func (c *Collector) concurrency() int {
+	if c.Concurrency > 0 {
+		return c.Concurrency
+	}
+	return 4
 }
 
 // graceAfterExpiry is how long after a voucher's deadline billingd asks the

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -480,6 +481,64 @@ func TestVoucherCanceledDuringCreation(t *testing.T) {
 		}
 		if !slices.Equal(p.canceled, []string{"chrg_inflight"}) {
 			t.Fatalf("canceled at the provider: %v", p.canceled)
+		}
+	})
+}
+
+// TestCreationConcurrent: vouchers of different invoices are created at
+// the provider at once (each creation waits until four have started); the
+// parts of one split invoice one after the other.
+func TestCreationConcurrent(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		split := seed(t, db, nil)
+		parts := []*billing.Voucher{mkVoucher(t, db, split, 1, 1650, StatusPending, "", false), mkVoucher(t, db, split, 2, 1650, StatusPending, "", false)}
+		var others []*billing.Voucher
+		for range 3 {
+			others = append(others, mkVoucher(t, db, seed(t, db, nil), 0, 3300, StatusPending, "", false))
+		}
+		var (
+			mu       sync.Mutex
+			started  int
+			four     = make(chan struct{})
+			inFlight = map[string]bool{}
+			order    []string
+		)
+		p := &fakeProvider{create: func(req CreateRequest) (*Charge, error) {
+			mu.Lock()
+			if inFlight[req.InvoiceID] {
+				t.Errorf("two creations for %s at once", req.InvoiceID)
+			}
+			inFlight[req.InvoiceID] = true
+			if req.InvoiceID == split.ID {
+				order = append(order, req.AttemptID)
+			}
+			if started++; started == 4 {
+				close(four)
+			}
+			mu.Unlock()
+			select {
+			case <-four:
+			case <-time.After(10 * time.Second):
+				t.Error("four creations never ran at once")
+			}
+			mu.Lock()
+			inFlight[req.InvoiceID] = false
+			mu.Unlock()
+			return &Charge{ID: "chrg_" + req.AttemptID, InvoiceID: req.InvoiceID, AttemptID: req.AttemptID, Status: StatusPending,
+				Amount: req.Amount, ExpiresAt: req.ExpiresAt}, nil
+		}}
+		c := newCollector(db, p, billing.DunningPolicy{})
+		if err := c.createAll(ctx, t0); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(order, []string{parts[0].ID, parts[1].ID}) {
+			t.Errorf("the split invoice's parts were created in the order %v, want %v", order, []string{parts[0].ID, parts[1].ID})
+		}
+		for _, v := range append(parts, others...) {
+			if got := vouchersByID(t, db, &billing.Invoice{ID: v.InvoiceID})[v.ID]; got.ProviderID != "chrg_"+v.ID {
+				t.Errorf("voucher %s: provider id %q", v.ID, got.ProviderID)
+			}
 		}
 	})
 }

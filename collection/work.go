@@ -12,6 +12,7 @@ import (
 
 	"billingd/billing"
 	"billingd/billing/mail"
+	"billingd/billing/parallel"
 	"billingd/billing/store"
 	"billingd/invoice/delivery"
 )
@@ -32,7 +33,7 @@ func (c *Collector) createAll(ctx context.Context, now time.Time) error {
 		var vs []*billing.Voucher
 		err := c.DB.InTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 			q := tx.NewSelect().Model(&vs).Where("status = ?", StatusPending).Where("provider_id = ''").
-				Where("next_attempt_at <= ?", now.UTC()).Order("next_attempt_at").Limit(20)
+				Where("next_attempt_at <= ?", now.UTC()).Order("next_attempt_at", "part").Limit(20)
 			if c.DB.Engine == store.Postgres {
 				q = q.For("UPDATE SKIP LOCKED")
 			}
@@ -50,10 +51,12 @@ func (c *Collector) createAll(ctx context.Context, now time.Time) error {
 		if err != nil || len(vs) == 0 {
 			return err
 		}
-		for _, v := range vs {
-			if err := c.createOne(ctx, v, now); err != nil {
-				return err
-			}
+		// Provider calls take most of the time: several at once, one
+		// invoice's (the parts of a split) one after the other.
+		err = parallel.Groups(c.concurrency(), vs, func(v *billing.Voucher) string { return v.InvoiceID },
+			func(v *billing.Voucher) error { return c.createOne(ctx, v, now) })
+		if err != nil {
+			return err
 		}
 	}
 }

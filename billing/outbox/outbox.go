@@ -10,12 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
 
 	"billingd/billing"
+	"billingd/billing/parallel"
 	"billingd/billing/store"
 )
 
@@ -88,46 +88,12 @@ func (w *Worker) Run(ctx context.Context, now time.Time) error {
 
 // runBatch runs claimed tasks, those of different objects at once.
 func (w *Worker) runBatch(ctx context.Context, tasks []*billing.Task, now time.Time) error {
-	var order []string
-	byObject := map[string][]*billing.Task{}
-	for _, t := range tasks {
-		if byObject[t.ObjectID] == nil {
-			order = append(order, t.ObjectID)
-		}
-		byObject[t.ObjectID] = append(byObject[t.ObjectID], t)
-	}
 	n := w.Concurrency
 	if n <= 0 {
 		n = 4
 	}
-	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, n)
-	)
-	for _, obj := range order {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() {
-				if r := recover(); r != nil { // as the scheduler would for a job
-					mu.Lock()
-					errs = append(errs, fmt.Errorf("outbox: panic in a task of %s: %v", obj, r))
-					mu.Unlock()
-				}
-				<-sem
-			}()
-			for _, t := range byObject[obj] {
-				if err := w.runOne(ctx, t, now); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return parallel.Groups(n, tasks, func(t *billing.Task) string { return t.ObjectID },
+		func(t *billing.Task) error { return w.runOne(ctx, t, now) })
 }
 
 // claim leases up to 20 due tasks.
