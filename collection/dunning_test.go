@@ -15,6 +15,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"billingd/billing"
+	"billingd/billing/parallel/paralleltest"
 	"billingd/billing/store"
 	"billingd/billing/store/storetest"
 	"billingd/invoice"
@@ -498,33 +499,18 @@ func TestCreationConcurrent(t *testing.T) {
 			others = append(others, mkVoucher(t, db, seed(t, db, nil), 0, 3300, StatusPending, "", false))
 		}
 		var (
-			mu       sync.Mutex
-			started  int
-			four     = make(chan struct{})
-			inFlight = map[string]bool{}
-			order    []string
+			mu    sync.Mutex
+			order []string
+			watch = paralleltest.New(t, 4)
 		)
 		p := &fakeProvider{create: func(req CreateRequest) (*Charge, error) {
-			mu.Lock()
-			if inFlight[req.InvoiceID] {
-				t.Errorf("two creations for %s at once", req.InvoiceID)
-			}
-			inFlight[req.InvoiceID] = true
 			if req.InvoiceID == split.ID {
+				mu.Lock()
 				order = append(order, req.AttemptID)
+				mu.Unlock()
 			}
-			if started++; started == 4 {
-				close(four)
-			}
-			mu.Unlock()
-			select {
-			case <-four:
-			case <-time.After(10 * time.Second):
-				t.Error("four creations never ran at once")
-			}
-			mu.Lock()
-			inFlight[req.InvoiceID] = false
-			mu.Unlock()
+			watch.Enter(req.InvoiceID)
+			defer watch.Leave(req.InvoiceID)
 			return &Charge{ID: "chrg_" + req.AttemptID, InvoiceID: req.InvoiceID, AttemptID: req.AttemptID, Status: StatusPending,
 				Amount: req.Amount, ExpiresAt: req.ExpiresAt}, nil
 		}}

@@ -14,6 +14,7 @@ import (
 
 	"billingd/billing"
 	"billingd/billing/outbox"
+	"billingd/billing/parallel/paralleltest"
 	"billingd/billing/store"
 	"billingd/billing/store/storetest"
 )
@@ -94,34 +95,19 @@ func TestConcurrency(t *testing.T) {
 			}
 		}
 		var (
-			mu       sync.Mutex
-			started  int
-			four     = make(chan struct{})
-			inFlight = map[string]bool{}
-			seqA     []string
+			mu    sync.Mutex
+			seqA  []string
+			watch = paralleltest.New(t, 4)
 		)
 		w := &outbox.Worker{DB: db, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Concurrency: 4, Handlers: map[string]outbox.Handler{
 			"mail": func(ctx context.Context, task *billing.Task, now time.Time) error {
-				mu.Lock()
-				if inFlight[task.ObjectID] {
-					t.Errorf("two tasks of %s at once", task.ObjectID)
-				}
-				inFlight[task.ObjectID] = true
 				if task.ObjectID == "in_a" {
+					mu.Lock()
 					seqA = append(seqA, task.Key)
+					mu.Unlock()
 				}
-				if started++; started == 4 {
-					close(four)
-				}
-				mu.Unlock()
-				select {
-				case <-four:
-				case <-time.After(10 * time.Second):
-					t.Error("four tasks never ran at once")
-				}
-				mu.Lock()
-				inFlight[task.ObjectID] = false
-				mu.Unlock()
+				watch.Enter(task.ObjectID)
+				defer watch.Leave(task.ObjectID)
 				return nil
 			},
 		}}

@@ -1,4 +1,4 @@
-package parallel
+package parallel_test
 
 import (
 	"errors"
@@ -7,7 +7,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"billingd/billing/parallel"
+	"billingd/billing/parallel/paralleltest"
 )
 
 type item struct {
@@ -28,33 +30,15 @@ func key(it item) string { return it.key }
 // TestGroups: n groups run at once (each call waits until n have started),
 // never two of one group, and a group's items in order.
 func TestGroups(t *testing.T) {
-	const n = 3
-	var (
-		mu      sync.Mutex
-		running = map[string]bool{}
-		seq     = map[string][]int{}
-		started int
-		all     = make(chan struct{})
-	)
-	err := Groups(n, items("a b a c d a e"), key, func(it item) error {
+	var mu sync.Mutex
+	seq := map[string][]int{}
+	w := paralleltest.New(t, 3)
+	err := parallel.Groups(3, items("a b a c d a e"), key, func(it item) error {
 		mu.Lock()
-		if running[it.key] {
-			t.Errorf("two items of %s at once", it.key)
-		}
-		running[it.key] = true
 		seq[it.key] = append(seq[it.key], it.n)
-		if started++; started == n {
-			close(all)
-		}
 		mu.Unlock()
-		select {
-		case <-all:
-		case <-time.After(10 * time.Second):
-			t.Errorf("%d calls never ran at once", n)
-		}
-		mu.Lock()
-		running[it.key] = false
-		mu.Unlock()
+		w.Enter(it.key)
+		defer w.Leave(it.key)
 		return nil
 	})
 	if err != nil {
@@ -69,7 +53,7 @@ func TestGroups(t *testing.T) {
 // the failed group is skipped; a panic is an error.
 func TestGroupsStopAfterError(t *testing.T) {
 	var ran []string
-	err := Groups(1, items("a a b c"), key, func(it item) error {
+	err := parallel.Groups(1, items("a a b c"), key, func(it item) error {
 		ran = append(ran, fmt.Sprint(it.key, it.n))
 		if it.n == 0 {
 			return errors.New("boom")
@@ -79,7 +63,7 @@ func TestGroupsStopAfterError(t *testing.T) {
 	if err == nil || err.Error() != "boom" || !slices.Equal(ran, []string{"a0"}) {
 		t.Errorf("err %v, ran %v", err, ran)
 	}
-	err = Groups(2, items("a"), key, func(item) error { panic("oops") })
+	err = parallel.Groups(2, items("a"), key, func(item) error { panic("oops") })
 	if err == nil || !strings.Contains(err.Error(), "oops") {
 		t.Errorf("panic: err %v", err)
 	}
