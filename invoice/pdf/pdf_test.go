@@ -2,6 +2,7 @@ package pdf
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"flag"
 	"fmt"
 	"os"
@@ -108,6 +109,15 @@ func invoiceOdd() InvoiceDoc {
 	return doc
 }
 
+// invoiceRare prints glyphs past IPAexGothic's last full metric (恢, 甑,
+// 彐, ㋿, ⿰), whose metrics fpdf used to write into the font.
+func invoiceRare() InvoiceDoc {
+	doc := invoiceJA()
+	doc.Invoice.CustomerName = "恢復 甑 彐 匇 株式会社"
+	doc.Invoice.Lines[0].Description = "㋿元年度 ⿰ 保守"
+	return doc
+}
+
 func receiptJA() ReceiptDoc {
 	in := invoiceJA().Invoice
 	in.Status, in.AmountPaid, in.AmountRemaining, in.PaidAt = billing.InvoicePaid, 18180, 0, at(2027, 1, 15, 14, 3, 0)
@@ -203,6 +213,9 @@ func TestDocuments(t *testing.T) {
 		{"invoice_odd", func() ([]byte, error) { return Invoice(invoiceOdd()) }, []string{
 			"髙橋﨑 ?野家 ½ café", "未登録の品目 ㈱ ①②③ ﾊﾝｶｸ",
 		}},
+		{"invoice_rare", func() ([]byte, error) { return Invoice(invoiceRare()) }, []string{
+			"恢復 甑 彐 匇 株式会社", "㋿元年度 ⿰ 保守",
+		}},
 		{"receipt_ja", func() ([]byte, error) { return Receipt(receiptJA()) }, []string{
 			"領収書", "INV-2027-000123", "株式会社サンプル商事　御中", "領収日", "2027年1月15日",
 			"領収金額（税込）", "¥18,180", "但し 請求書 INV-2027-000123 のお支払いとして", "コンビニ払い（ローソン）",
@@ -243,6 +256,7 @@ func TestDeterministic(t *testing.T) {
 		"invoice_ja":     func(f addFont) ([]byte, error) { return invoicePDF(invoiceJA(), f) },
 		"invoice_en":     func(f addFont) ([]byte, error) { return invoicePDF(invoiceEN(), f) },
 		"invoice_odd":    func(f addFont) ([]byte, error) { return invoicePDF(invoiceOdd(), f) },
+		"invoice_rare":   func(f addFont) ([]byte, error) { return invoicePDF(invoiceRare(), f) },
 		"receipt_ja":     func(f addFont) ([]byte, error) { return receiptPDF(receiptJA(), f) },
 		"credit_note_ja": func(f addFont) ([]byte, error) { return creditNotePDF(creditNoteJA(), f) },
 	}
@@ -270,6 +284,33 @@ func TestDeterministic(t *testing.T) {
 	doc, _ := Invoice(invoiceJA())
 	if !bytes.Contains(doc, []byte("(D:20270101000500)")) {
 		t.Error("the creation date is not the invoice's finalization time in JST")
+	}
+}
+
+// TestFontUnchanged: rendering never writes into the font the documents
+// share (fpdf wrote the metrics of some glyphs into it, so a document came
+// out different after another had printed 恢), and what a document prints
+// does not depend on what was printed before.
+func TestFontUnchanged(t *testing.T) {
+	before := sha256.Sum256(ipaexGothic)
+	doc := invoiceJA()
+	doc.Invoice.CustomerName = "匇"
+	first, err := Invoice(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Invoice(invoiceRare()); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Invoice(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first, again) {
+		t.Error("the same invoice rendered differently after another")
+	}
+	if sha256.Sum256(ipaexGothic) != before {
+		t.Error("rendering changed the embedded font")
 	}
 }
 

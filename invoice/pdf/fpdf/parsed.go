@@ -51,7 +51,7 @@ func (f *Fpdf) AddUTF8FontParsed(familyStr, styleStr string, font *UTF8Font) {
 	if f.err != nil {
 		return
 	}
-	fontkey := getFontKey(familyStr, styleStr)
+	fontkey := getFontKey(fontFamilyEscape(familyStr), styleStr)
 	if _, ok := f.fonts[fontkey]; ok {
 		return
 	}

@@ -118,7 +118,10 @@ type fileReader struct {
 }
 
 func (fr *fileReader) Read(s int) []byte {
-	b := fr.array[fr.readerPosition : fr.readerPosition+int64(s)]
+	// billingd: capped, so that appending to what is read (getMetrics does)
+	// copies instead of writing into the font, which documents share.
+	end := fr.readerPosition + int64(s)
+	b := fr.array[fr.readerPosition:end:end]
 	fr.readerPosition += int64(s)
 	return b
 }
