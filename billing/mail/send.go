@@ -74,6 +74,10 @@ type SMTP struct {
 	// TLSConfig is used for STARTTLS and implicit TLS; nil means the system's
 	// roots and the URL's host name. Set it before the first Send.
 	TLSConfig *tls.Config
+	// IdleTime is how long a connection is kept for the next message
+	// (default 5 s, well within servers' idle timeouts: RFC 5321 says 5
+	// minutes). Set it before the first Send.
+	IdleTime time.Duration
 
 	host, user, pass string
 	port             int
@@ -82,19 +86,23 @@ type SMTP struct {
 	timeout          time.Duration
 	helo             string
 
-	mu   sync.Mutex
-	idle []idleConn // most recently used last
+	mu      sync.Mutex
+	idle    []*conn     // most recently used last
+	reaper  *time.Timer // ends idle connections past IdleTime
+	closing sync.WaitGroup
 }
 
-// idleConn is a connection between two messages.
-type idleConn struct {
-	c     *gomail.Client
-	since time.Time
+// conn is a connection to the server and the go-mail client that dialed
+// it (AUTH keeps state per connection).
+type conn struct {
+	client *gomail.Client
+	smtp   *smtp.Client
+	since  time.Time // idle since
 }
 
 const (
-	maxIdle  = 4               // connections kept between messages
-	idleTime = 5 * time.Second // well within servers' idle timeouts (RFC 5321: 5 minutes)
+	maxIdle     = 4               // connections kept between messages
+	quitTimeout = 2 * time.Second // for the QUIT of a connection being ended
 )
 
 // NewSMTP returns a sender for an SMTP URL:
@@ -181,18 +189,18 @@ func (s *SMTP) Send(ctx context.Context, m *Message) error {
 				return classify(fmt.Errorf("mail: connecting to %s:%d: %w", s.host, s.port, err))
 			}
 		}
-		err = c.Send(msg)
+		err = c.client.SendWithSMTPClient(c.smtp, msg)
 		if err == nil {
 			s.keep(c)
 			return nil
 		}
-		_ = c.Close()
+		s.end(c)
 		if msg.IsDelivered() {
 			return nil
 		}
 		var se *gomail.SendError
 		if kept && errors.As(err, &se) && (se.Reason == gomail.ErrConnCheck || se.Reason == gomail.ErrSMTPMailFrom) {
-			s.Close() // the others have waited as long
+			s.endIdle(0) // the others have waited as long
 			continue
 		}
 		return classify(fmt.Errorf("mail: sending %s to %s:%d: %w", m.ID, s.host, s.port, err))
@@ -200,7 +208,7 @@ func (s *SMTP) Send(ctx context.Context, m *Message) error {
 }
 
 // dial opens a connection: TCP, TLS, EHLO, AUTH.
-func (s *SMTP) dial(ctx context.Context) (*gomail.Client, error) {
+func (s *SMTP) dial(ctx context.Context) (*conn, error) {
 	tc := &tls.Config{ServerName: s.host, MinVersion: tls.VersionTLS12}
 	if s.TLSConfig != nil {
 		tc = s.TLSConfig.Clone()
@@ -220,53 +228,98 @@ func (s *SMTP) dial(ctx context.Context) (*gomail.Client, error) {
 	if s.user != "" {
 		opts = append(opts, gomail.WithSMTPAuthCustom(&plainOrLogin{user: s.user, pass: s.pass, host: s.host}))
 	}
-	c, err := gomail.NewClient(s.host, opts...)
+	client, err := gomail.NewClient(s.host, opts...)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.DialWithContext(ctx); err != nil {
+	sc, err := client.DialToSMTPClientWithContext(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return c, nil
+	return &conn{client: client, smtp: sc}, nil
 }
 
 // take returns the connection used last, if it has not waited too long.
-// Those that have are closed.
-func (s *SMTP) take() *gomail.Client {
+func (s *SMTP) take() *conn {
+	s.endIdle(s.idleTime())
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for n := len(s.idle); n > 0; n = len(s.idle) {
-		ic := s.idle[n-1]
-		s.idle = s.idle[:n-1]
-		if time.Since(ic.since) < idleTime {
-			return ic.c
-		}
-		go ic.c.Close()
+	n := len(s.idle)
+	if n == 0 {
+		return nil
 	}
-	return nil
+	c := s.idle[n-1]
+	s.idle = s.idle[:n-1]
+	return c
 }
 
-// keep puts c back for the next message, or closes it if enough are kept.
-func (s *SMTP) keep(c *gomail.Client) {
+// keep puts c back for the next message, or ends it if enough are kept.
+func (s *SMTP) keep(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.idle) == maxIdle {
-		go c.Close()
+		s.end(c)
 		return
 	}
-	s.idle = append(s.idle, idleConn{c, time.Now()})
+	c.since = time.Now()
+	s.idle = append(s.idle, c)
+	if s.reaper == nil {
+		s.reaper = time.AfterFunc(s.idleTime(), s.reap)
+	}
 }
 
-// Close ends the connections kept between messages. Send may still be
-// called afterwards.
-func (s *SMTP) Close() error {
+// reap ends the connections idle for IdleTime, and comes back for the
+// others.
+func (s *SMTP) reap() {
+	s.endIdle(s.idleTime())
 	s.mu.Lock()
-	idle := s.idle
-	s.idle = nil
-	s.mu.Unlock()
-	for _, ic := range idle {
-		_ = ic.c.Close()
+	defer s.mu.Unlock()
+	s.reaper = nil
+	if len(s.idle) > 0 {
+		s.reaper = time.AfterFunc(s.idleTime()-time.Since(s.idle[0].since), s.reap)
 	}
+}
+
+func (s *SMTP) idleTime() time.Duration {
+	if s.IdleTime > 0 {
+		return s.IdleTime
+	}
+	return 5 * time.Second
+}
+
+// endIdle ends the connections idle for at least d.
+func (s *SMTP) endIdle(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := s.idle[:0]
+	for _, c := range s.idle {
+		if time.Since(c.since) >= d {
+			s.end(c)
+		} else {
+			kept = append(kept, c)
+		}
+	}
+	clear(s.idle[len(kept):])
+	s.idle = kept
+}
+
+// end ends c in the background: QUIT, briefly, then the socket is closed
+// whatever QUIT did (a dropped connection refuses it).
+func (s *SMTP) end(c *conn) {
+	s.closing.Add(1)
+	go func() {
+		defer s.closing.Done()
+		_ = c.smtp.UpdateDeadline(quitTimeout)
+		_ = c.smtp.Quit()
+		_ = c.smtp.Close()
+	}()
+}
+
+// Close ends the connections kept between messages and waits until they
+// are closed. Send may still be called afterwards.
+func (s *SMTP) Close() error {
+	s.endIdle(0)
+	s.closing.Wait()
 	return nil
 }
 

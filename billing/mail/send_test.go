@@ -254,6 +254,46 @@ func TestSMTP(t *testing.T) {
 	}
 }
 
+// TestSMTPEndsIdleConnections: a kept connection is ended once it has been
+// idle for IdleTime, and Close ends the others.
+func TestSMTPEndsIdleConnections(t *testing.T) {
+	ctx := context.Background()
+	b := &backend{}
+	addr, _ := serve(t, b, nil, false)
+	s, err := NewSMTP("smtp://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.IdleTime = 50 * time.Millisecond
+	if err := s.Send(ctx, testMessage("in_1.invoice@billingd.test")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the idle connection to end", func() bool { return b.ended() == 1 })
+
+	s.IdleTime = time.Hour
+	if err := s.Send(ctx, testMessage("in_2.invoice@billingd.test")); err != nil {
+		t.Fatal(err)
+	}
+	if b.ended() != 1 {
+		t.Fatal("a connection kept for an hour ended at once")
+	}
+	s.Close()
+	waitFor(t, "Close to end the kept connection", func() bool { return b.ended() == 2 })
+	if n := b.connections(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
+	}
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
 // TestSMTPKeepsConnection: messages one after the other share a
 // connection; one the server has closed meanwhile is replaced, and every
 // message arrives once.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -36,9 +37,10 @@ type backend struct {
 	reject     *smtp.SMTPError
 	discard    bool
 
-	mu    sync.Mutex
-	msgs  []received
-	conns []*smtp.Conn // one per connection
+	mu      sync.Mutex
+	msgs    []received
+	conns   []*smtp.Conn // one per connection
+	logouts int          // connections ended
 }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
@@ -59,9 +61,10 @@ func (b *backend) connections() int {
 // with connections idle past its timeout.
 func (b *backend) hangUp() {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, c := range b.conns {
-		c.Close()
+	conns := slices.Clone(b.conns)
+	b.mu.Unlock()
+	for _, c := range conns {
+		c.Close() // calls Logout, which locks b.mu
 	}
 }
 
@@ -122,8 +125,20 @@ func (s *session) Data(r io.Reader) error {
 	return nil
 }
 
-func (s *session) Reset()        { s.r = received{Authed: s.r.Authed} }
-func (s *session) Logout() error { return nil }
+func (s *session) Reset() { s.r = received{Authed: s.r.Authed} }
+func (s *session) Logout() error {
+	s.b.mu.Lock()
+	s.b.logouts++
+	s.b.mu.Unlock()
+	return nil
+}
+
+// ended returns how many connections have ended.
+func (b *backend) ended() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.logouts
+}
 
 // serve starts a go-smtp server for b on 127.0.0.1:0 and returns its
 // address; the test's cleanup stops it. With cert, it offers STARTTLS or,

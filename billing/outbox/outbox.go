@@ -155,8 +155,13 @@ func (w *Worker) runOne(ctx context.Context, t *billing.Task, now time.Time) err
 		t.RunAt, t.LastError = now.Add(Backoff(t.Attempts)), err.Error()
 		w.Logger.Warn("task failed; will retry", "kind", t.Kind, "key", t.Key, "attempt", t.Attempts, "retry_at", t.RunAt, "err", err)
 	}
+	// Recorded even if ctx was canceled meanwhile (a shutdown's grace ran
+	// out): the effect has happened, and a task not marked done would run
+	// again after its lease (a second e-mail).
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), store.QueryTimeout)
+	defer cancel()
 	_, uerr := w.DB.NewUpdate().Model(t).Column("status", "done_at", "last_error", "run_at").WherePK().
-		Where("attempts = ?", t.Attempts).Exec(ctx)
+		Where("attempts = ?", t.Attempts).Exec(rctx)
 	return store.Translate(uerr)
 }
 

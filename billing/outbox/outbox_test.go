@@ -125,6 +125,31 @@ func TestConcurrency(t *testing.T) {
 	})
 }
 
+// TestDoneDespiteCancel: the round's context is canceled while a task runs
+// (a shutdown whose grace ran out) and the task's effect happens anyway:
+// it is recorded as done, not run again after its lease.
+func TestDoneDespiteCancel(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx, cancel := context.WithCancel(context.Background())
+		now := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+		outbox.Enqueue(ctx, db, "mail", "invoice:in_1", "in_1", now)
+		w := &outbox.Worker{DB: db, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Handlers: map[string]outbox.Handler{
+			"mail": func(context.Context, *billing.Task, time.Time) error {
+				cancel() // the e-mail went out as the daemon was told to stop
+				return nil
+			},
+		}}
+		w.Run(ctx, now)
+		var status string
+		if err := db.NewSelect().Model((*billing.Task)(nil)).Column("status").Scan(context.Background(), &status); err != nil {
+			t.Fatal(err)
+		}
+		if status != outbox.StatusDone {
+			t.Errorf("task %s, want done", status)
+		}
+	})
+}
+
 // TestLeaseOfLateRound: a round reaches the outbox long after the instant
 // it was started for, and its first task is slow. The second task's lease
 // is taken from the clock, not from the round's stale instant, so another

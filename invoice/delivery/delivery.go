@@ -291,8 +291,11 @@ func (s *Service) HandleEmail(ctx context.Context, t *billing.Task, now time.Tim
 		s.event(ctx, "email.deferred", in.ID, info)
 		return err
 	}
-	// Sent: failing to record it must not send the message again.
-	if err := s.event(ctx, "email.sent", in.ID, info); err != nil {
+	// Sent: failing to record it must not send the message again, nor a
+	// shutdown canceling ctx meanwhile keep it from being recorded.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), store.QueryTimeout)
+	defer cancel()
+	if err := s.event(rctx, "email.sent", in.ID, info); err != nil {
 		s.Logger.Error("recording email.sent", "invoice", in.ID, "message_id", msg.ID, "err", err)
 	}
 	return nil
