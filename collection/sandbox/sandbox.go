@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -66,8 +65,9 @@ type Config struct {
 	// HTTPClient delivers webhooks; default http.DefaultClient (each
 	// delivery still has WebhookTimeout).
 	HTTPClient *http.Client
-	// StatePath, when set, is a JSON file that keeps charges and undelivered
-	// events across restarts; it is rewritten after every change.
+	// StatePath, when set, is a file that keeps charges and undelivered
+	// events across restarts: each change is appended to it as it happens
+	// (see journal.go).
 	StatePath string
 	// Logger logs failed deliveries and saves; default discards.
 	Logger *slog.Logger
@@ -107,6 +107,8 @@ type Server struct {
 	byID    map[string]*charge
 	queue   []*delivery
 	faults  []Fault
+	journal *os.File // the state file, open for appending
+	lines   int      // in the state file
 }
 
 // delivery is an event waiting to be delivered.
@@ -117,12 +119,6 @@ type delivery struct {
 	NextAt    time.Time       `json:"next_at"`
 	LastError string          `json:"last_error,omitempty"`
 	busy      bool            // being delivered
-}
-
-// state is the content of the state file.
-type state struct {
-	Charges    []*charge   `json:"charges"`
-	Deliveries []*delivery `json:"deliveries"`
 }
 
 // New returns a server for cfg, loading Config.StatePath if it exists.
@@ -151,19 +147,8 @@ func New(cfg Config) (*Server, error) {
 		s.key = key
 	}
 	if cfg.StatePath != "" {
-		data, err := os.ReadFile(cfg.StatePath)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := s.load(cfg.StatePath); err != nil {
 			return nil, fmt.Errorf("sandbox: %w", err)
-		}
-		if err == nil {
-			var st state
-			if err := json.Unmarshal(data, &st); err != nil {
-				return nil, fmt.Errorf("sandbox: reading %s: %w", cfg.StatePath, err)
-			}
-			s.charges, s.queue = st.Charges, st.Deliveries
-			for _, ch := range s.charges {
-				s.byID[ch.ID] = ch
-			}
 		}
 	}
 	s.mux = http.NewServeMux()
@@ -191,8 +176,17 @@ func (s *Server) InjectFaults(f Fault, n int) {
 	}
 }
 
-// Close waits for background deliveries to finish.
-func (s *Server) Close() { s.wg.Wait() }
+// Close waits for background deliveries to finish and closes the state
+// file.
+func (s *Server) Close() {
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.journal != nil {
+		s.journal.Close()
+		s.journal = nil
+	}
+}
 
 // api wraps an API handler with auth and fault injection.
 func (s *Server) api(h http.HandlerFunc) http.HandlerFunc {
@@ -266,7 +260,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	s.charges = append(s.charges, ch)
 	s.byID[ch.ID] = ch
 	d := s.enqueueLocked("charge.create", ch, now)
-	s.saveLocked()
+	s.recordLocked(record{Charge: ch, Delivery: d})
 	body, _ := json.Marshal(ch)
 	s.mu.Unlock()
 	if d != nil {
@@ -379,7 +373,7 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 	}
 	ch.complete(status, code, now)
 	d := s.enqueueLocked("charge.complete", ch, now)
-	s.saveLocked()
+	s.recordLocked(record{Charge: ch, Delivery: d})
 	body, _ := json.Marshal(ch)
 	s.mu.Unlock()
 	if d != nil {
@@ -482,22 +476,4 @@ func writeError(w http.ResponseWriter, e *apiError) {
 		"code": e.code, "message": e.message,
 	})
 	writeJSON(w, e.status, body)
-}
-
-// saveLocked writes the state file, if any. A failed save is logged: the
-// state in memory stays authoritative until the next save.
-func (s *Server) saveLocked() {
-	if s.cfg.StatePath == "" {
-		return
-	}
-	data, err := json.Marshal(state{Charges: s.charges, Deliveries: s.queue})
-	if err == nil {
-		tmp := s.cfg.StatePath + ".tmp"
-		if err = os.WriteFile(tmp, data, 0o600); err == nil {
-			err = os.Rename(tmp, s.cfg.StatePath)
-		}
-	}
-	if err != nil {
-		s.cfg.Logger.Error("sandbox: saving state", "path", s.cfg.StatePath, "err", err)
-	}
 }

@@ -1,6 +1,7 @@
 package sandbox_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -278,6 +280,51 @@ func TestStatePersists(t *testing.T) {
 	}
 	if ch2 := e.create(t, time.Time{}); ch2.PaymentCodes[0] == ch.PaymentCodes[0] {
 		t.Errorf("payment code %s reused after restart", ch.PaymentCodes[0].PaymentCode)
+	}
+}
+
+// TestStateJournal: the state file takes each change as a line; a restart
+// finds the last state of each charge, drops a line cut short by a crash,
+// rewrites the file with a line per charge, and reads a file in the format
+// before the journal.
+func TestStateJournal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sandbox.json")
+	e := newEnv(t, func(c *sandbox.Config) { c.StatePath = path; c.WebhookURL = "" })
+	ch := e.create(t, time.Time{})
+	if status, body := e.do(t, "POST", "/charges/"+ch.ID+"/mark_as_paid", "", "", true); status != 200 {
+		t.Fatalf("mark_as_paid: %d %v", status, body)
+	}
+	var ids []string
+	for range 300 {
+		ids = append(ids, e.create(t, time.Time{}).ID)
+	}
+	// Cut the last line short, as a crash while appending would.
+	data, _ := os.ReadFile(path)
+	if err := os.WriteFile(path, append(data, `{"charge":{"id":"chrg_torn`...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	restart := sandbox.Config{SecretKey: secretKey, Clock: e.clock, StatePath: path}
+	e.start(t, restart)
+	if got := e.get(t, ch.ID); got.Status != collection.StatusSuccessful {
+		t.Errorf("after restart the paid charge is %s", got.Status)
+	}
+	if got := e.get(t, ids[len(ids)-1]); got.Status != collection.StatusPending {
+		t.Errorf("after restart the last charge is %s", got.Status)
+	}
+	// Opened, the file was rewritten with a line per charge.
+	data, _ = os.ReadFile(path)
+	if n := bytes.Count(data, []byte("\n")); n != 301 || bytes.Contains(data, []byte("chrg_torn")) {
+		t.Errorf("state file after restart: %d lines for 301 charges", n)
+	}
+
+	// The format before the journal: the whole state as one object.
+	old := filepath.Join(t.TempDir(), "old.json")
+	if err := os.WriteFile(old, []byte(`{"charges":[{"object":"charge","id":"chrg_test_old","amount":1000,"currency":"JPY","status":"pending","metadata":{"invoice_id":"in_9"}}],"deliveries":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.start(t, sandbox.Config{SecretKey: secretKey, Clock: e.clock, StatePath: old})
+	if got := e.get(t, "chrg_test_old"); got.InvoiceID != "in_9" {
+		t.Errorf("old state file: %+v", got)
 	}
 }
 

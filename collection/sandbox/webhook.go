@@ -56,8 +56,10 @@ func (s *Server) deliver(ctx context.Context, d *delivery, now time.Time) {
 	}
 	if err == nil || d.Attempts >= maxAttempts {
 		s.queue = slices.DeleteFunc(s.queue, func(x *delivery) bool { return x == d })
+		s.recordLocked(record{Delivered: d.EventID})
+	} else {
+		s.recordLocked(record{Delivery: d})
 	}
-	s.saveLocked()
 }
 
 func (s *Server) post(ctx context.Context, body []byte) error {
@@ -98,14 +100,14 @@ func (s *Server) post(ctx context.Context, body []byte) error {
 func (s *Server) Tick(ctx context.Context, now time.Time) error {
 	now = now.UTC().Truncate(time.Second)
 	s.mu.Lock()
-	expired := false
 	for _, ch := range s.charges {
 		if ch.Status == "pending" && !ch.ExpiresAt.After(now) {
 			ch.complete("expired", "timeout", now)
-			if d := s.enqueueLocked("charge.complete", ch, now); d != nil {
+			d := s.enqueueLocked("charge.complete", ch, now)
+			if d != nil {
 				d.busy = false // delivered below with the other due events
 			}
-			expired = true
+			s.recordLocked(record{Charge: ch, Delivery: d})
 		}
 	}
 	var due []*delivery
@@ -114,9 +116,6 @@ func (s *Server) Tick(ctx context.Context, now time.Time) error {
 			d.busy = true
 			due = append(due, d)
 		}
-	}
-	if expired {
-		s.saveLocked()
 	}
 	s.mu.Unlock()
 	for _, d := range due {
