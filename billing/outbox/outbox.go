@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -86,14 +87,36 @@ func (w *Worker) Run(ctx context.Context, now time.Time) error {
 	}
 }
 
-// runBatch runs claimed tasks, those of different objects at once.
+// runBatch runs claimed tasks, those of different objects at once. A task
+// that cannot be recorded (a storage error) holds up no other: each is
+// reported and the batch goes on.
 func (w *Worker) runBatch(ctx context.Context, tasks []*billing.Task, now time.Time) error {
 	n := w.Concurrency
 	if n <= 0 {
 		n = 4
 	}
-	return parallel.Groups(n, tasks, func(t *billing.Task) string { return t.ObjectID },
-		func(t *billing.Task) error { return w.runOne(ctx, t, now) })
+	var mu sync.Mutex
+	var errs []error
+	err := parallel.Groups(n, tasks, func(t *billing.Task) string { return t.ObjectID }, func(t *billing.Task) error {
+		if err := w.runOne(ctx, t, now); err != nil {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}
+		return nil
+	})
+	return errors.Join(append(errs, err)...)
+}
+
+// call runs h, a panic in it being a failed attempt like any error: it is
+// recorded, retried with backoff and counted.
+func call(ctx context.Context, h Handler, t *billing.Task, now time.Time) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return h(ctx, t, now)
 }
 
 // claim leases up to 20 due tasks.
@@ -134,7 +157,7 @@ func (w *Worker) runOne(ctx context.Context, t *billing.Task, now time.Time) err
 	if h == nil {
 		err = Permanent(fmt.Errorf("no handler for task kind %q", t.Kind))
 	} else {
-		err = h(ctx, t, now)
+		err = call(ctx, h, t, now)
 	}
 	now = now.UTC()
 	max := w.MaxAttempts

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -121,6 +122,42 @@ func TestConcurrency(t *testing.T) {
 		db.NewSelect().Model((*billing.Task)(nil)).ColumnExpr("count(*)").Where("status = 'done'").Scan(ctx, &done)
 		if done != 7 {
 			t.Errorf("%d tasks done, want 7", done)
+		}
+	})
+}
+
+// TestPanicIsAFailedAttempt: a handler that panics fails its task's
+// attempt (retried with backoff, counted) and holds up no other task.
+func TestPanicIsAFailedAttempt(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		now := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+		for i := range 10 {
+			outbox.Enqueue(ctx, db, "mail", fmt.Sprint("invoice:in_", i), fmt.Sprint("in_", i), now.Add(time.Duration(i)*time.Second))
+		}
+		var mu sync.Mutex
+		ran := 0
+		w := &outbox.Worker{DB: db, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Concurrency: 2, Handlers: map[string]outbox.Handler{
+			"mail": func(ctx context.Context, task *billing.Task, now time.Time) error {
+				if task.ObjectID == "in_0" {
+					panic("a PDF fpdf cannot render")
+				}
+				mu.Lock()
+				ran++
+				mu.Unlock()
+				return nil
+			},
+		}}
+		w.Run(ctx, now.Add(time.Minute))
+		if ran != 9 {
+			t.Errorf("%d of the 9 other tasks ran", ran)
+		}
+		var task billing.Task
+		if err := db.NewSelect().Model(&task).Where("object_id = 'in_0'").Scan(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if task.Status != outbox.StatusPending || task.Attempts != 1 || !strings.Contains(task.LastError, "panic") || !task.RunAt.Equal(now.Add(2*time.Minute)) {
+			t.Errorf("the panicking task: %s, attempt %d, %q, next at %v", task.Status, task.Attempts, task.LastError, task.RunAt)
 		}
 	})
 }

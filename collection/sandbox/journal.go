@@ -84,10 +84,17 @@ func (s *Server) putCharge(ch *charge) {
 }
 
 // recordLocked appends records to the state file, if any, and compacts it
-// when it has grown to four times the state. A failed write is logged: the
-// state in memory stays authoritative.
+// when it has grown to four times the state. A failed write is logged, and
+// the next change rewrites the whole file from the state in memory, which
+// stays authoritative (a line cut short mid-file would not load).
 func (s *Server) recordLocked(rs ...record) {
 	if s.journal == nil {
+		return
+	}
+	if s.broken {
+		if err := s.compactLocked(); err != nil {
+			s.cfg.Logger.Error("sandbox: saving state", "path", s.cfg.StatePath, "err", err)
+		}
 		return
 	}
 	var buf bytes.Buffer
@@ -100,6 +107,8 @@ func (s *Server) recordLocked(rs ...record) {
 	}
 	if _, err := s.journal.Write(buf.Bytes()); err != nil {
 		s.cfg.Logger.Error("sandbox: saving state", "path", s.cfg.StatePath, "err", err)
+		s.broken = true
+		return
 	}
 	if s.lines += len(rs); s.lines > 4*(len(s.charges)+len(s.queue))+100 {
 		if err := s.compactLocked(); err != nil {
@@ -109,8 +118,10 @@ func (s *Server) recordLocked(rs ...record) {
 }
 
 // compactLocked rewrites the state file as one line per charge and
-// delivery (atomically) and reopens it for appending.
+// delivery (atomically) and reopens it for appending. Until it succeeds,
+// every change tries again.
 func (s *Server) compactLocked() error {
+	s.broken = true
 	path := s.cfg.StatePath
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -138,6 +149,6 @@ func (s *Server) compactLocked() error {
 	if s.journal != nil {
 		s.journal.Close()
 	}
-	s.journal, s.lines = j, len(s.charges)+len(s.queue)
+	s.journal, s.lines, s.broken = j, len(s.charges)+len(s.queue), false
 	return nil
 }

@@ -109,6 +109,7 @@ type Server struct {
 	faults  []Fault
 	journal *os.File // the state file, open for appending
 	lines   int      // in the state file
+	broken  bool     // a write failed: rewrite the file at the next change
 }
 
 // delivery is an event waiting to be delivered.
