@@ -25,6 +25,7 @@ import (
 // cancellations matter: it knows the charges in found, by attempt id, and
 // records what it is asked to cancel.
 type fakeProvider struct {
+	mu       sync.Mutex // Collector calls it from several goroutines
 	found    map[string]*Charge
 	canceled []string
 	cancel   error
@@ -55,6 +56,8 @@ func (p *fakeProvider) Cancel(ctx context.Context, id string) error {
 	if id == p.refuse {
 		return &Error{Provider: "fake", Status: 400, Code: "failed_capture", Message: "cannot cancel"}
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.canceled = append(p.canceled, id)
 	return p.cancel
 }
