@@ -532,6 +532,63 @@ func TestCreationConcurrent(t *testing.T) {
 	})
 }
 
+// TestCreationLeaseOfLateRound: a pass reaches voucher creation long after
+// the instant it was started for, and its first creation is slow. The lease
+// is taken from the clock, so another daemon's pass meanwhile leaves the
+// batch alone; and a voucher another pass has taken over since the claim
+// is not created by this one too.
+func TestCreationLeaseOfLateRound(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		var vs []*billing.Voucher
+		for range 3 {
+			vs = append(vs, mkVoucher(t, db, seed(t, db, nil), 0, 3300, StatusPending, "", false))
+		}
+		clock := t0.Add(10 * time.Minute) // the round began ten minutes ago
+		var mu sync.Mutex
+		created := map[string]int{}
+		var victim string // taken over by another pass
+		var other *Collector
+		p := &fakeProvider{create: func(req CreateRequest) (*Charge, error) {
+			mu.Lock()
+			created[req.AttemptID]++
+			first := len(created) == 1
+			mu.Unlock()
+			if first {
+				// Slow: a minute passes, and another daemon's pass runs.
+				clock = clock.Add(time.Minute)
+				if err := other.createAll(ctx, clock); err != nil {
+					t.Error(err)
+				}
+				// And yet another takes over one of the batch still to
+				// come (its lease ran out there).
+				if vs[0].ID != req.AttemptID {
+					victim = vs[0].ID
+				} else {
+					victim = vs[1].ID
+				}
+				if _, err := db.NewUpdate().Model((*billing.Voucher)(nil)).Set("attempts = attempts + 1").Where("id = ?", victim).Exec(ctx); err != nil {
+					t.Error(err)
+				}
+			}
+			return &Charge{ID: "chrg_" + req.AttemptID, InvoiceID: req.InvoiceID, AttemptID: req.AttemptID, Status: StatusPending, Amount: req.Amount, ExpiresAt: req.ExpiresAt}, nil
+		}}
+		c := newCollector(db, p, billing.DunningPolicy{})
+		other = newCollector(db, p, billing.DunningPolicy{})
+		c.Concurrency, other.Concurrency = 1, 1
+		c.Clock = billing.ClockFunc(func() time.Time { return clock })
+		other.Clock = c.Clock
+		if err := c.createAll(ctx, t0); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vs {
+			if want := map[bool]int{true: 0, false: 1}[v.ID == victim]; created[v.ID] != want {
+				t.Errorf("voucher %s created %d times, want %d (taken over by another pass: %v)", v.ID, created[v.ID], want, v.ID == victim)
+			}
+		}
+	})
+}
+
 // TestPaymentOfSecondChargeForOneAttempt: a retry whose look-up missed the
 // first charge created a second one for the same voucher; the customer
 // pays the second. The payment is recorded (once, however often its

@@ -40,8 +40,10 @@ func (c *Collector) createAll(ctx context.Context, now time.Time) error {
 			if err := q.Scan(ctx); err != nil || len(vs) == 0 {
 				return err
 			}
+			// Dated from the clock: a round may reach this long after the
+			// instant it was started for.
+			lease := billing.NotBefore(c.Clock, now).UTC().Add(creationLease)
 			for _, v := range vs {
-				lease := now.UTC().Add(creationLease)
 				v.Attempts++
 				v.NextAttemptAt = &lease
 			}
@@ -54,11 +56,31 @@ func (c *Collector) createAll(ctx context.Context, now time.Time) error {
 		// Provider calls take most of the time: several at once, one
 		// invoice's (the parts of a split) one after the other.
 		err = parallel.Groups(c.concurrency(), vs, func(v *billing.Voucher) string { return v.InvoiceID },
-			func(v *billing.Voucher) error { return c.createOne(ctx, v, now) })
+			func(v *billing.Voucher) error {
+				if mine, err := c.renew(ctx, v, now); err != nil || !mine {
+					return err
+				}
+				return c.createOne(ctx, v, now)
+			})
 		if err != nil {
 			return err
 		}
 	}
+}
+
+// renew extends v's creation lease from the clock's time, just before its
+// provider call: the batch's earlier creations may have taken most of it.
+// It reports false if another pass has taken v over since (its attempt
+// count moved on) or it is settled: then v is left to it.
+func (c *Collector) renew(ctx context.Context, v *billing.Voucher, now time.Time) (bool, error) {
+	lease := billing.NotBefore(c.Clock, now).UTC().Add(creationLease)
+	res, err := c.DB.NewUpdate().Model((*billing.Voucher)(nil)).Set("next_attempt_at = ?", lease).Where("id = ?", v.ID).
+		Where("attempts = ?", v.Attempts).Where("status = ?", StatusPending).Where("provider_id = ''").Exec(ctx)
+	if err != nil {
+		return false, store.Translate(err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 func (c *Collector) createOne(ctx context.Context, v *billing.Voucher, now time.Time) error {
