@@ -231,6 +231,7 @@ func TestConfigErrorsAtStartup(t *testing.T) {
 		"BILLING_CLOCK":                      {"BILLING_CLOCK": "sundial"},
 		"BILLING_PROVIDER":                   {"BILLING_PROVIDER": "paypal"},
 		"BILLING_TAX_ROUNDING":               {"BILLING_TAX_ROUNDING": "banker"},
+		"BILLING_CONCURRENCY":                {"BILLING_CONCURRENCY": "0"},
 	}
 	for name, env := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -37,6 +37,7 @@ type Config struct {
 	StripeWebhookSecret string `env:"BILLING_STRIPE_WEBHOOK_SECRET" secret:"true"`
 	StripeURL           string `env:"BILLING_STRIPE_URL" default:"https://api.stripe.com"`
 	ProviderTimeout     string `env:"BILLING_PROVIDER_TIMEOUT" default:"30s"`   // one call to Opn or Stripe
+	Concurrency         int    `env:"BILLING_CONCURRENCY" default:"4"`          // vouchers created, and e-mails sent, at once
 	SplitVouchers       bool   `env:"BILLING_SPLIT_VOUCHERS"`                   // split amounts above the provider maximum
 	VoucherReissues     int    `env:"BILLING_VOUCHER_REISSUES" default:"2"`     // new vouchers after one expires unpaid
 	ReissueDays         int    `env:"BILLING_VOUCHER_REISSUE_DAYS" default:"7"` // validity of a reissued voucher
@@ -136,6 +137,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("BILLING_VOUCHER_REISSUES must be between 0 and 10, got %d", c.VoucherReissues)
 	case !strings.Contains(c.MailFrom, "@") || strings.ContainsAny(c.MailFrom, " <>\r\n"):
 		return fmt.Errorf("BILLING_MAIL_FROM must be a bare e-mail address, got %q", c.MailFrom)
+	case c.Concurrency < 1 || c.Concurrency > 32:
+		return fmt.Errorf("BILLING_CONCURRENCY must be between 1 and 32, got %d", c.Concurrency)
 	case c.ReminderDays < 1 || c.ReminderDays > 30:
 		return fmt.Errorf("BILLING_REMINDER_DAYS must be between 1 and 30, got %d", c.ReminderDays)
 	case c.ReissueDays < 1 || c.ReissueDays > 30:

@@ -283,7 +283,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Collector = &collection.Collector{
 		DB: m.DB, Clock: m.Clock, Provider: provider, Settings: m.Config.Settings(), Logger: m.Logger,
 		SplitAboveMax: m.Config.SplitVouchers, Reissues: m.Config.VoucherReissues, ReissueDays: m.Config.ReissueDays,
-		ActionRequired: m.Metrics.CollectionActionRequired, Dunning: m.Config.Dunning(),
+		ActionRequired: m.Metrics.CollectionActionRequired, Dunning: m.Config.Dunning(), Concurrency: m.Config.Concurrency,
 	}
 	sender, err := mail.NewSender(m.Config.SMTPURL, filepath.Join(m.Config.DataDir, "outbox"))
 	if err != nil {
@@ -296,7 +296,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.sandbox != nil {
 		m.Delivery.Simulate = m.simulate
 	}
-	m.Outbox = &outbox.Worker{DB: m.DB, Logger: m.Logger, Clock: m.Clock, Handlers: map[string]outbox.Handler{delivery.TaskEmail: m.Delivery.HandleEmail}, OnFailed: m.Delivery.OnFailed}
+	m.Outbox = &outbox.Worker{DB: m.DB, Logger: m.Logger, Clock: m.Clock, Concurrency: m.Config.Concurrency, Handlers: map[string]outbox.Handler{delivery.TaskEmail: m.Delivery.HandleEmail}, OnFailed: m.Delivery.OnFailed}
 	m.Outbox.Handlers[invoice.TaskCancelVoucher] = m.Collector.HandleCancelVoucher // vouchers replaced after a credit note
 	// Jobs run in this order at every instant: bill, let the sandbox expire
 	// vouchers, collect, enqueue reminders, then send what the others queued.

@@ -240,3 +240,12 @@ func TestHTTPFailureStopsDaemon(t *testing.T) {
 		t.Fatalf("Wait = %v, want the HTTP server's failure", err)
 	}
 }
+
+// TestConcurrencyConfigured: BILLING_CONCURRENCY reaches the collector and
+// the outbox.
+func TestConcurrencyConfigured(t *testing.T) {
+	d := startDaemon(t, store.SQLite, map[string]string{"BILLING_CONCURRENCY": "2"})
+	if d.m.Collector.Concurrency != 2 || d.m.Outbox.Concurrency != 2 {
+		t.Errorf("collector %d, outbox %d; want 2", d.m.Collector.Concurrency, d.m.Outbox.Concurrency)
+	}
+}
