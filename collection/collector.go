@@ -45,17 +45,10 @@ type Collector struct {
 	// ActionRequired counts collections the provider refused.
 	ActionRequired prometheus.Counter
 	// Concurrency is how many vouchers are created at the provider at once
-	// (default 4).
+	// (default parallel.DefaultN).
 	Concurrency int
 
 	mu sync.Mutex // one pass at a time in this process
-}
-
-func (c *Collector) concurrency() int {
-	if c.Concurrency > 0 {
-		return c.Concurrency
-	}
-	return 4
 }
 
 // graceAfterExpiry is how long after a voucher's deadline billingd asks the

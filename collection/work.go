@@ -40,9 +40,7 @@ func (c *Collector) createAll(ctx context.Context, now time.Time) error {
 			if err := q.Scan(ctx); err != nil || len(vs) == 0 {
 				return err
 			}
-			// Dated from the clock: a round may reach this long after the
-			// instant it was started for.
-			lease := billing.NotBefore(c.Clock, now).UTC().Add(creationLease)
+			lease := c.leaseEnd(now)
 			for _, v := range vs {
 				v.Attempts++
 				v.NextAttemptAt = &lease
@@ -55,7 +53,7 @@ func (c *Collector) createAll(ctx context.Context, now time.Time) error {
 		}
 		// Provider calls take most of the time: several at once, one
 		// invoice's (the parts of a split) one after the other.
-		err = parallel.Groups(c.concurrency(), vs, func(v *billing.Voucher) string { return v.InvoiceID },
+		err = parallel.Groups(c.Concurrency, vs, func(v *billing.Voucher) string { return v.InvoiceID },
 			func(v *billing.Voucher) error {
 				if mine, err := c.renew(ctx, v, now); err != nil || !mine {
 					return err
@@ -73,14 +71,20 @@ func (c *Collector) createAll(ctx context.Context, now time.Time) error {
 // It reports false if another pass has taken v over since (its attempt
 // count moved on) or it is settled: then v is left to it.
 func (c *Collector) renew(ctx context.Context, v *billing.Voucher, now time.Time) (bool, error) {
-	lease := billing.NotBefore(c.Clock, now).UTC().Add(creationLease)
-	res, err := c.DB.NewUpdate().Model((*billing.Voucher)(nil)).Set("next_attempt_at = ?", lease).Where("id = ?", v.ID).
+	res, err := c.DB.NewUpdate().Model((*billing.Voucher)(nil)).Set("next_attempt_at = ?", c.leaseEnd(now)).Where("id = ?", v.ID).
 		Where("attempts = ?", v.Attempts).Where("status = ?", StatusPending).Where("provider_id = ''").Exec(ctx)
 	if err != nil {
 		return false, store.Translate(err)
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err
+}
+
+// leaseEnd is when a creation lease taken now ends. It is dated from the
+// clock: a round may reach creation long after the instant it was started
+// for.
+func (c *Collector) leaseEnd(now time.Time) time.Time {
+	return billing.NotBefore(c.Clock, now).UTC().Add(creationLease)
 }
 
 func (c *Collector) createOne(ctx context.Context, v *billing.Voucher, now time.Time) error {

@@ -143,16 +143,25 @@ func checkMessage(t *testing.T, want *Message, data []byte) {
 	}
 }
 
+// plainSMTP serves b without TLS and returns a sender to it, closed when
+// the test ends.
+func plainSMTP(t testing.TB, b *backend) *SMTP {
+	t.Helper()
+	addr, _ := serve(t, b, nil, false)
+	s, err := NewSMTP("smtp://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func TestSMTP(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("OK", func(t *testing.T) {
 		b := &backend{}
-		addr, _ := serve(t, b, nil, false)
-		s, err := NewSMTP("smtp://" + addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := plainSMTP(t, b)
 		m := testMessage("in_1.invoice@billingd.test")
 		if err := s.Send(ctx, m); err != nil {
 			t.Fatal(err)
@@ -243,8 +252,7 @@ func TestSMTP(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := &backend{reject: &smtp.SMTPError{Code: tc.code, EnhancedCode: smtp.EnhancedCode{tc.code / 100, 1, 1}, Message: "no"}}
-			addr, _ := serve(t, b, nil, false)
-			s, _ := NewSMTP("smtp://" + addr)
+			s := plainSMTP(t, b)
 			err := s.Send(ctx, testMessage("x@billingd.test"))
 			var e *Error
 			if !errors.As(err, &e) || e.Code != tc.code || IsTemporary(err) != tc.temporary {
@@ -259,11 +267,7 @@ func TestSMTP(t *testing.T) {
 func TestSMTPEndsIdleConnections(t *testing.T) {
 	ctx := context.Background()
 	b := &backend{}
-	addr, _ := serve(t, b, nil, false)
-	s, err := NewSMTP("smtp://" + addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := plainSMTP(t, b)
 	s.IdleTime = 50 * time.Millisecond
 	if err := s.Send(ctx, testMessage("in_1.invoice@billingd.test")); err != nil {
 		t.Fatal(err)
@@ -300,12 +304,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestSMTPKeepsConnection(t *testing.T) {
 	ctx := context.Background()
 	b := &backend{}
-	addr, _ := serve(t, b, nil, false)
-	s, err := NewSMTP("smtp://" + addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := plainSMTP(t, b)
 	ids := []string{"in_1.invoice@billingd.test", "in_2.invoice@billingd.test", "in_3.invoice@billingd.test"}
 	for _, id := range ids[:2] {
 		if err := s.Send(ctx, testMessage(id)); err != nil {
@@ -486,11 +485,7 @@ func TestHeaderInjection(t *testing.T) {
 // BenchmarkSendSMTP measures e-mails per second to a local go-smtp
 // listener: connections kept between messages, a 30 KB attachment, all cores.
 func BenchmarkSendSMTP(b *testing.B) {
-	addr, _ := serve(b, &backend{discard: true}, nil, false)
-	s, err := NewSMTP("smtp://" + addr)
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := plainSMTP(b, &backend{discard: true})
 	subject, text, html, err := Render(KindInvoice, sampleData("ja"))
 	if err != nil {
 		b.Fatal(err)

@@ -60,8 +60,9 @@ type Worker struct {
 	// Clock, if set, dates leases (see billing.NotBefore): a round of jobs
 	// may reach the outbox long after the instant it was started for.
 	Clock billing.Clock
-	// Concurrency is how many tasks run at once (default 4): most of a
-	// task's time is waiting for an SMTP server. Tasks of one object (an
+	// Concurrency is how many tasks run at once (default
+	// parallel.DefaultN): most of a task's time is waiting for an SMTP
+	// server. Tasks of one object (an
 	// invoice's e-mails) run one after the other, in order.
 	Concurrency int
 }
@@ -91,13 +92,9 @@ func (w *Worker) Run(ctx context.Context, now time.Time) error {
 // that cannot be recorded (a storage error) holds up no other: each is
 // reported and the batch goes on.
 func (w *Worker) runBatch(ctx context.Context, tasks []*billing.Task, now time.Time) error {
-	n := w.Concurrency
-	if n <= 0 {
-		n = 4
-	}
 	var mu sync.Mutex
 	var errs []error
-	err := parallel.Groups(n, tasks, func(t *billing.Task) string { return t.ObjectID }, func(t *billing.Task) error {
+	err := parallel.Groups(w.Concurrency, tasks, func(t *billing.Task) string { return t.ObjectID }, func(t *billing.Task) error {
 		if err := w.runOne(ctx, t, now); err != nil {
 			mu.Lock()
 			errs = append(errs, err)
@@ -119,6 +116,11 @@ func call(ctx context.Context, h Handler, t *billing.Task, now time.Time) (err e
 	return h(ctx, t, now)
 }
 
+// leaseEnd is when a lease taken now ends, dated from the clock.
+func (w *Worker) leaseEnd(now time.Time) time.Time {
+	return billing.NotBefore(w.Clock, now).UTC().Add(lease)
+}
+
 // claim leases up to 20 due tasks.
 func (w *Worker) claim(ctx context.Context, now time.Time) ([]*billing.Task, error) {
 	var tasks []*billing.Task
@@ -133,7 +135,7 @@ func (w *Worker) claim(ctx context.Context, now time.Time) ([]*billing.Task, err
 		}
 		for _, t := range tasks {
 			t.Attempts++
-			t.RunAt = billing.NotBefore(w.Clock, now).UTC().Add(lease)
+			t.RunAt = w.leaseEnd(now)
 		}
 		_, err := tx.NewUpdate().Model(&tasks).Column("attempts", "run_at").Bulk().Exec(ctx)
 		return err
@@ -145,7 +147,7 @@ func (w *Worker) runOne(ctx context.Context, t *billing.Task, now time.Time) err
 	// The batch's earlier tasks may have taken most of the lease (an SMTP
 	// server that times out): renew it, unless another worker has claimed
 	// the task since (its attempt count moved on).
-	res, err := w.DB.NewUpdate().Model(t).Set("run_at = ?", billing.NotBefore(w.Clock, now).UTC().Add(lease)).WherePK().
+	res, err := w.DB.NewUpdate().Model(t).Set("run_at = ?", w.leaseEnd(now)).WherePK().
 		Where("status = ?", StatusPending).Where("attempts = ?", t.Attempts).Exec(ctx)
 	if err != nil {
 		return store.Translate(err)

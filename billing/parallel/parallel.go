@@ -9,12 +9,19 @@ import (
 	"sync"
 )
 
-// Groups calls fn for each item, up to n calls at a time (n < 1: one at a
-// time). Items with the same key are a group: they run one after the other,
+// DefaultN is how many calls Groups makes at once when its caller does not
+// say (n < 1): most of the work waits on an SMTP server or a provider.
+const DefaultN = 4
+
+// Groups calls fn for each item, up to n calls at a time (n < 1: DefaultN).
+// Items with the same key are a group: they run one after the other,
 // in their order in items. After a call fails no new group starts; the
 // running ones finish. Groups returns the errors joined, a panic in fn as
 // an error.
 func Groups[T any](n int, items []T, key func(T) string, fn func(T) error) error {
+	if n < 1 {
+		n = DefaultN
+	}
 	var order []string
 	groups := map[string][]T{}
 	for _, it := range items {
@@ -28,7 +35,7 @@ func Groups[T any](n int, items []T, key func(T) string, fn func(T) error) error
 		mu   sync.Mutex
 		errs []error
 		wg   sync.WaitGroup
-		sem  = make(chan struct{}, max(n, 1))
+		sem  = make(chan struct{}, n)
 	)
 	failed := func() bool {
 		mu.Lock()

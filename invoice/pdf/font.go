@@ -27,7 +27,9 @@ const fontName = "ipaexg"
 // parsed is IPAexGothic parsed once per process (fpdf/ is patched for it).
 var parsed = sync.OnceValues(func() (*fpdf.UTF8Font, error) { return fpdf.ParseUTF8Font(ipaexGothic) })
 
-// addFont gives a new document the font. Both ways give the same bytes.
+// addFont gives a new document the font: parsedFont, or in the tests the
+// reference they compare it with (fpdf parsing the font itself); both give
+// the same bytes.
 type addFont func(*fpdf.Fpdf) error
 
 // parsedFont adds IPAexGothic as parsed once: only what the document prints
@@ -38,13 +40,5 @@ func parsedFont(f *fpdf.Fpdf) error {
 		return err
 	}
 	f.AddUTF8FontParsed(fontName, "", font)
-	return nil
-}
-
-// fontFromBytes has fpdf parse all of IPAexGothic for the document, as
-// unpatched fpdf must: the reference the tests and benchmarks compare
-// parsedFont with.
-func fontFromBytes(f *fpdf.Fpdf) error {
-	f.AddUTF8FontFromBytes(fontName, "", ipaexGothic)
 	return nil
 }

@@ -14,8 +14,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-pdf/fpdf"
+
 	"billingd/billing"
 )
+
+// fontFromBytes has fpdf parse all of IPAexGothic for the document, as
+// unpatched fpdf must: the reference parsedFont is compared with.
+func fontFromBytes(f *fpdf.Fpdf) error {
+	f.AddUTF8FontFromBytes(fontName, "", ipaexGothic)
+	return nil
+}
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
